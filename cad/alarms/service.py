@@ -1,0 +1,56 @@
+"""Safety timers: targets, acknowledgements and time on scene, kept in the database and
+worked by the elected leader every few seconds, so a restart loses none."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from cad.alarms import repository as repo
+from dispatch.engine import Transaction
+from dispatch.service import Emit
+
+log = structlog.get_logger(__name__)
+
+TIMER_ACTOR = "engine:timers"
+
+
+async def check_timers(transaction: Transaction, emit: Emit, state: Any) -> tuple[int, int]:
+    """Raise alarms for conditions that hold and clear the ones that no longer do."""
+    catalogue = state.catalogue
+    codes = list(catalogue)
+    limits = [catalogue[c].on_scene_limit_min for c in codes]
+    raised = cleared = 0
+    async with transaction() as conn:
+        due = await repo.due_alarms(conn, state.settings.ack_timeout_s, codes, limits)
+        due_keys = {(r["kind"], r["incident_id"] or 0, r["unit_id"] or 0) for r in due}
+        for alarm in await repo.open_alarms(conn):
+            key = (alarm["kind"], alarm["incident_id"] or 0, alarm["unit_id"] or 0)
+            if key not in due_keys:
+                await repo.clear_alarm(conn, alarm["id"])
+                await emit(
+                    conn,
+                    "alarm.cleared",
+                    TIMER_ACTOR,
+                    incident_id=alarm["incident_id"],
+                    unit_id=alarm["unit_id"],
+                    data={"alarm_id": alarm["id"], "kind": alarm["kind"]},
+                )
+                cleared += 1
+        for row in due:
+            alarm_id = await repo.raise_alarm(conn, row)
+            if alarm_id is None:
+                continue
+            raised += 1
+            await emit(
+                conn,
+                "alarm.raised",
+                TIMER_ACTOR,
+                incident_id=row["incident_id"],
+                unit_id=row["unit_id"],
+                data={"alarm_id": alarm_id, "kind": row["kind"], "message": row["message"]},
+            )
+    if raised or cleared:
+        log.info("timers.checked", raised=raised, cleared=cleared)
+    return raised, cleared

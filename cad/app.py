@@ -1,0 +1,209 @@
+"""App factory. Every resource is made in lifespan, nothing at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from redis.asyncio import Redis
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from cad.alarms.router import router as alarms_router
+from cad.areas.service import load_active
+from cad.auth.router import router as auth_router
+from cad.calls.router import router as calls_router
+from cad.catalogue.router import router as catalogue_router
+from cad.config import Settings, get_settings
+from cad.db.pool import DB_DOWN_ERRORS, create_pool
+from cad.errors import CADError, Invalid
+from cad.events.hub import Hub
+from cad.events.router import router as events_router
+from cad.fleet import FleetSync
+from cad.grading import load_catalogue, load_rules, load_scheme
+from cad.health.router import router as health_router
+from cad.http import JSON
+from cad.incidents.router import router as incidents_router
+from cad.leader import Leader
+from cad.observability import RequestContextMiddleware, configure_logging
+from cad.ratelimit import RateLimiter
+from cad.state import AppState, plans_from_catalogue
+from cad.stats.router import router as stats_router
+from cad.units.router import router as units_router
+from dispatch import service as dispatch_service
+from dispatch.directory import UnitDirectory
+from gis.eta import KolesarEta
+from gis.projection import Projector
+
+log = structlog.get_logger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "console_ui" / "static"
+
+
+def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
+    """``background=False`` leaves out the leader (relay, engine, timers): for tests that
+    drive those parts themselves."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(
+            settings.database_url,
+            settings.db_pool_min,
+            settings.db_pool_max,
+            settings.db_command_timeout_s,
+        )
+        redis = Redis.from_url(
+            settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=10
+        )
+        projector = Projector(settings.epsg)
+        async with pool.acquire() as conn:
+            areas = await load_active(conn, projector)
+        catalogue = load_catalogue()
+        state = AppState(
+            settings=settings,
+            pool=pool,
+            redis=redis,
+            projector=projector,
+            areas=areas,
+            catalogue=catalogue,
+            scheme=load_scheme(),
+            rules=load_rules(),
+            eta=KolesarEta(),
+            directory=UnitDirectory(projector),
+            plans=plans_from_catalogue(catalogue),
+        )
+        state.limiter = RateLimiter(redis, settings.redis_prefix, settings.rate_limit_per_min)
+        state.hub = Hub(pool, redis, settings.redis_prefix, queue_max=settings.ws_queue_max)
+        state.fleet = FleetSync(state.directory, pool, redis, settings.redis_prefix)
+        state.hub.add_listener(state.fleet.on_event)
+        await state.fleet.start()
+        await state.hub.start()
+        if background:
+            state.leader = Leader(state)
+            state.hub.add_listener(state.leader.on_event)
+            await state.leader.start()
+        app.state.cad = state
+        log.info("app.started", units=len(state.directory), areas=len(areas))
+        try:
+            yield
+        finally:
+            if state.leader is not None:
+                await state.leader.stop()
+            await state.hub.stop()
+            await state.fleet.stop()
+            await redis.aclose()
+            await pool.close()
+
+    app = FastAPI(
+        title="999 CAD",
+        version="1.0",
+        description="999 call handling and dispatch (police Command & Control).",
+        lifespan=lifespan,
+        default_response_class=JSON,
+    )
+    _install_error_handlers(app)
+    for router in (
+        health_router,
+        auth_router,
+        catalogue_router,
+        calls_router,
+        incidents_router,
+        units_router,
+        events_router,
+        stats_router,
+        alarms_router,
+    ):
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        )
+    if settings.allowed_hosts.strip() != "*":
+        app.add_middleware(
+            TrustedHostMiddleware,
+            allowed_hosts=[h.strip() for h in settings.allowed_hosts.split(",") if h.strip()],
+        )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    if STATIC_DIR.is_dir():
+        app.mount("/console", StaticFiles(directory=STATIC_DIR, html=True), name="console")
+
+        @app.get("/", include_in_schema=False)
+        async def root() -> RedirectResponse:
+            return RedirectResponse("/console/")
+
+    return app
+
+
+def _body(detail: str, code: str, **extra: Any) -> dict[str, Any]:
+    return {"detail": detail, "code": code, **extra}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CADError)
+    async def cad_error(request: Request, exc: CADError) -> JSON:
+        extra = dict(exc.extra)
+        if isinstance(exc, Invalid):
+            extra["errors"] = [{"field": exc.field, "reason": exc.detail}]
+            detail = f"{exc.field}: {exc.detail}"
+        else:
+            detail = exc.detail
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if "retry_after_s" in extra:
+            headers = {"Retry-After": str(extra["retry_after_s"])}
+        return JSON(_body(detail, exc.code, **extra), status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(dispatch_service.DispatchError)
+    async def dispatch_error(request: Request, exc: dispatch_service.DispatchError) -> JSON:
+        status = (
+            404
+            if isinstance(exc, dispatch_service.UnitNotFound | dispatch_service.IncidentNotFound)
+            else 409
+        )
+        return JSON(
+            _body(exc.detail, "not_found" if status == 404 else "conflict", **exc.extra),
+            status_code=status,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSON:
+        errors = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+            field = ".".join(loc) or "body"
+            errors.append({"field": field, "reason": err.get("msg", "invalid")})
+        detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
+        return JSON(_body(detail, "invalid", errors=errors), status_code=422)
+
+    @app.exception_handler(asyncpg.PostgresError)
+    async def postgres_error(request: Request, exc: asyncpg.PostgresError) -> JSON:
+        if isinstance(exc, asyncpg.SerializationError | asyncpg.DeadlockDetectedError):
+            return JSON(_body("conflicting concurrent update; retry", "conflict"), status_code=409)
+        if isinstance(exc, asyncpg.UniqueViolationError):
+            return JSON(_body("already exists", "conflict"), status_code=409)
+        if isinstance(exc, asyncpg.CannotConnectNowError | asyncpg.AdminShutdownError):
+            return JSON(_body("database unavailable", "unavailable"), status_code=503)
+        log.error("db.error", error=type(exc).__name__, sqlstate=exc.sqlstate)
+        return JSON(_body("internal database error", "internal"), status_code=500)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSON:
+        if isinstance(exc, DB_DOWN_ERRORS) or isinstance(exc, TimeoutError):
+            return JSON(
+                _body(f"database unavailable: {type(exc).__name__}", "unavailable"),
+                status_code=503,
+            )
+        log.exception("request.failed")
+        return JSON(_body("internal error", "internal"), status_code=500)

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+
+from cad.calls import service
+from cad.calls.schemas import CallIn, GradePreviewIn
+from cad.deps import Handler, StateDep, tx
+from cad.http import JSON
+from cad.idempotency import service as idempotency
+from cad.observability import CALLS_ACCEPTED
+
+router = APIRouter(prefix="/api/calls", tags=["calls"])
+
+
+@router.post("", status_code=201, response_class=JSON)
+async def record_call(
+    body: CallIn,
+    request: Request,
+    state: StateDep,
+    principal: Handler,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Any:
+    """Record a 999 call: a new incident, or a link to an existing one (``link_to``)."""
+    if state.limiter is not None:
+        await state.limiter.check(principal.user_id, "calls")
+    async with tx(state) as conn:
+        if idempotency_key is not None:
+            key = idempotency.check_key(idempotency_key)
+            replay = await idempotency.begin(
+                conn,
+                principal.user_id,
+                key,
+                "POST /api/calls",
+                idempotency.request_hash(body.model_dump(mode="json")),
+            )
+            if replay is not None:
+                return JSON(
+                    replay.body,
+                    status_code=replay.status_code,
+                    headers={"Idempotent-Replay": "true"},
+                )
+        result = await service.record_call(conn, state, body, principal.user_id, principal.actor)
+        if idempotency_key is not None:
+            await idempotency.finish(conn, principal.user_id, idempotency_key, 201, result)
+    incident = result.get("incident")
+    CALLS_ACCEPTED.labels(incident["grade"] if incident else "none").inc()
+    return JSON(result, status_code=201)
+
+
+@router.post("/grade-preview", response_class=JSON)
+async def grade_preview(body: GradePreviewIn, state: StateDep, _: Handler) -> Any:
+    """The grade a call would get, and the rule that sets it (nothing is written)."""
+    return service.preview(state, body)

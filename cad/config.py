@@ -1,0 +1,67 @@
+"""Configuration from the environment (prefix ``CAD_``), with working local defaults."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CAD_", env_file=None, extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/cad"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Every Redis key and channel starts with this, so two deployments (or two tests)
+    # can share one Redis without seeing each other.
+    redis_prefix: str = "cad"
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_ttl_s: int = 8 * 3600
+    db_pool_min: int = 2
+    db_pool_max: int = 20
+    db_command_timeout_s: float = 10.0
+    # Projected CRS for distances in metres (British National Grid by default).
+    epsg: int = 27700
+    # Grades the engine dispatches by itself.
+    auto_dispatch_grades: str = "I,S"
+    # A unit position older than this is flagged as stale, not trusted for ETA.
+    stale_position_s: int = 1800
+    # A sent assignment not acknowledged within this raises an alarm.
+    ack_timeout_s: int = 120
+    # An I-grade incident may divert a unit from a lower-grade job when it saves this much.
+    divert_min_saving_s: int = 120
+    engine_interval_s: float = 1.0
+    max_body_bytes: int = 256 * 1024
+    # Intake requests per user per minute; high enough for load tests' simulated handlers.
+    rate_limit_per_min: int = 6000
+    cors_origins: str = ""
+    allowed_hosts: str = "*"
+    ws_queue_max: int = 1000
+    log_level: str = "INFO"
+    log_json: bool = True
+    areas_file: str | None = Field(default=None, description="GeoJSON loaded at start if set")
+
+    @model_validator(mode="after")
+    def _refuse_dev_secret_in_production(self) -> Settings:
+        if self.env == "production" and (
+            self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32
+        ):
+            raise ValueError(
+                "CAD_JWT_SECRET is the development default or shorter than 32 characters; "
+                "set a real secret when CAD_ENV=production"
+            )
+        return self
+
+    @property
+    def auto_grades(self) -> frozenset[str]:
+        return frozenset(g.strip() for g in self.auto_dispatch_grades.split(",") if g.strip())
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,77 @@
+"""The asyncpg pool and the transaction each request runs in.
+
+Services receive a connection that is already inside a transaction and never commit;
+the context manager here owns commit and rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import orjson
+
+from cad.errors import Unavailable
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+
+
+async def create_pool(
+    dsn: str, min_size: int, max_size: int, command_timeout_s: float
+) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        command_timeout=command_timeout_s,
+        init=_init_connection,
+        # Acknowledged means durable: never let a session turn this off.
+        server_settings={"synchronous_commit": "on", "application_name": "cad"},
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    """A dedicated connection (LISTEN, leader locks): never one from the pool."""
+    conn = await asyncpg.connect(dsn, server_settings={"application_name": "cad-dedicated"})
+    await _init_connection(conn)
+    return conn
+
+
+# Errors that mean "the database is not there right now", turned into 503.
+DB_DOWN_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+DB_DOWN_OR_SLOW: tuple[type[BaseException], ...] = (*DB_DOWN_ERRORS, TimeoutError)
+
+
+@asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    try:
+        conn_cm = pool.acquire(timeout=5)
+        conn = await conn_cm.__aenter__()
+    except DB_DOWN_OR_SLOW as exc:
+        raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+    try:
+        try:
+            async with conn.transaction():
+                yield conn
+        except DB_DOWN_ERRORS as exc:
+            raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+    finally:
+        await conn_cm.__aexit__(None, None, None)

@@ -1,0 +1,213 @@
+"""Per-worker fan-out of committed events to WebSocket consoles.
+
+Source of events, fastest first: the Redis stream the relay fills; if Redis is down or
+quiet, PostgreSQL itself (polled). Either way the hub hands out every committed event
+exactly once and in seq order: a jump in seq is filled from PostgreSQL before anything
+after it is delivered (a jump is usually a rolled-back seq, which the fill finds empty).
+
+Subscribers get bounded queues. A console that cannot keep up is dropped with a reason
+and reconnects with ``since=`` to catch up from PostgreSQL, instead of slowing everyone
+(broadcaster's unbounded queues) or silently losing events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import orjson
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from cad.events import repository
+from cad.events.writer import Event
+
+log = structlog.get_logger(__name__)
+
+
+def stream_key(prefix: str) -> str:
+    return f"{prefix}:events"
+
+
+def encode_event(event: Event) -> bytes:
+    return orjson.dumps(event.to_dict())
+
+
+@dataclass(eq=False)
+class Subscriber:
+    queue: asyncio.Queue[Event | None]
+    max_size: int
+    dropped_reason: str | None = None
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, event: Event) -> bool:
+        if self.dropped_reason is not None:
+            return False
+        try:
+            self.queue.put_nowait(event)
+            return True
+        except asyncio.QueueFull:
+            self.dropped_reason = (
+                f"slow consumer: more than {self.max_size} events behind; "
+                "reconnect with since=<last seq> to catch up"
+            )
+            self.closed.set()
+            return False
+
+
+Listener = Callable[[Event], Awaitable[None] | None]
+
+
+class Hub:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        prefix: str,
+        queue_max: int = 1000,
+        poll_interval_s: float = 0.5,
+    ) -> None:
+        self.pool = pool
+        self.redis = redis
+        self.key = stream_key(prefix)
+        self.queue_max = queue_max
+        self.poll_interval_s = poll_interval_s
+        self.last_seq = 0
+        self.subscribers: set[Subscriber] = set()
+        self.listeners: list[Listener] = []
+        self.mode = "starting"
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def subscribe(self) -> Subscriber:
+        sub = Subscriber(asyncio.Queue(self.queue_max), self.queue_max)
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
+    def add_listener(self, listener: Listener) -> None:
+        """In-process consumers (the unit picture, the engine's wake-up)."""
+        self.listeners.append(listener)
+
+    async def start(self) -> None:
+        async with self.pool.acquire() as conn:
+            self.last_seq = await repository.last_seq(conn)
+        self.ready.set()
+        self._task = asyncio.create_task(self._run(), name="event-hub")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for sub in list(self.subscribers):
+            sub.queue.put_nowait(None) if not sub.queue.full() else None
+            sub.closed.set()
+
+    async def _deliver(self, event: Event) -> None:
+        if event.seq <= self.last_seq:
+            return
+        self.last_seq = event.seq
+        for sub in list(self.subscribers):
+            sub.offer(event)
+        for listener in self.listeners:
+            try:
+                result = listener(event)
+                if result is not None:
+                    await result
+            except Exception:
+                log.exception("hub.listener_failed", seq=event.seq)
+
+    async def _fill_from_db(self, before: int | None = None) -> int:
+        """Deliver what PostgreSQL has after last_seq (and before ``before``, if given)."""
+        async with self.pool.acquire() as conn:
+            if before is None:
+                events = await repository.events_after(conn, self.last_seq, 1000)
+            else:
+                events = await repository.events_between(conn, self.last_seq, before)
+        for event in events:
+            await self._deliver(event)
+        return len(events)
+
+    async def _run(self) -> None:
+        idle_polls = 0
+        while True:
+            try:
+                if await self._read_redis():
+                    idle_polls = 0
+                else:
+                    # Quiet stream: make sure no relay gap is hiding events in PostgreSQL.
+                    idle_polls += 1
+                    if idle_polls >= 2:
+                        await self._fill_from_db()
+                        idle_polls = 0
+                if self.mode != "redis":
+                    log.info("hub.mode", mode="redis")
+                self.mode = "redis"
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                if self.mode != "polling":
+                    log.warning("hub.redis_down", error=type(exc).__name__)
+                self.mode = "polling"
+                await self._poll_db_while_redis_down()
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("hub.db_error", error=type(exc).__name__)
+                await asyncio.sleep(1.0)
+            except Exception:
+                log.exception("hub.loop_failed")
+                await asyncio.sleep(1.0)
+
+    async def _read_redis(self) -> bool:
+        reply: Any = await self.redis.xread(
+            {self.key: f"{self.last_seq}-0"}, count=500, block=int(self.poll_interval_s * 1000)
+        )
+        if not reply:
+            return False
+        for _key, entries in reply:
+            for entry_id, fields in entries:
+                text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                seq = int(text.split("-")[0])
+                if seq <= self.last_seq:
+                    continue
+                if seq > self.last_seq + 1:
+                    await self._fill_from_db(before=seq)
+                raw = fields.get(b"e") if b"e" in fields else fields.get("e")
+                data = orjson.loads(raw)
+                await self._deliver(_event_from_json(data))
+        return True
+
+    async def _poll_db_while_redis_down(self) -> None:
+        """Degraded mode: poll PostgreSQL until Redis answers again."""
+        while True:
+            try:
+                await self._fill_from_db()
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+                log.warning("hub.db_error", error=type(exc).__name__)
+            await asyncio.sleep(self.poll_interval_s)
+            try:
+                await self.redis.ping()
+                return
+            except (RedisError, OSError):
+                continue
+
+
+def _event_from_json(data: dict[str, object]) -> Event:
+    from datetime import datetime
+
+    return Event(
+        seq=int(data["seq"]),  # type: ignore[call-overload]
+        at=datetime.fromisoformat(str(data["at"])),
+        type=str(data["type"]),
+        incident_id=data.get("incident_id"),  # type: ignore[arg-type]
+        unit_id=data.get("unit_id"),  # type: ignore[arg-type]
+        actor=str(data["actor"]),
+        data=data.get("data") or {},  # type: ignore[arg-type]
+    )

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from cad.deps import StateDep
+from cad.http import JSON
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", response_class=JSON)
+async def healthz() -> Any:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_class=JSON)
+async def readyz(state: StateDep) -> Any:
+    """Readiness: PostgreSQL and Redis both answer; 503 names the one that does not."""
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(2):
+            async with state.pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+        checks["postgres"] = "ok"
+    except Exception as exc:
+        checks["postgres"] = f"down: {type(exc).__name__}"
+    try:
+        async with asyncio.timeout(2):
+            await state.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"down: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    body = {
+        "status": "ready" if ok else "not ready",
+        "checks": checks,
+        "leader": bool(state.leader and state.leader.is_leader),
+        "hub": state.hub.mode if state.hub else None,
+        "units_indexed": len(state.directory),
+    }
+    return JSON(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,50 @@
+"""Idempotency-Key: the first answer to a command, returned again for every retry."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+
+from cad.errors import Invalid
+from cad.idempotency import repository as repo
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    status_code: int
+    body: Any
+
+
+def request_hash(body: Any) -> str:
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def check_key(key: str) -> str:
+    if not 1 <= len(key) <= 200 or not key.isprintable():
+        raise Invalid("Idempotency-Key", "must be 1 to 200 printable characters")
+    return key
+
+
+async def begin(
+    conn: asyncpg.Connection, user_id: int, key: str, route: str, body_hash: str
+) -> Replay | None:
+    if await repo.claim(conn, user_id, key, route, body_hash):
+        return None
+    row = await repo.stored(conn, user_id, key)
+    assert row is not None
+    if row["route"] != route or row["request_hash"] != body_hash:
+        raise Invalid(
+            "Idempotency-Key",
+            "this key was already used for a different request; use a new key",
+        )
+    return Replay(row["status_code"], row["response"])
+
+
+async def finish(
+    conn: asyncpg.Connection, user_id: int, key: str, status_code: int, body: Any
+) -> None:
+    await repo.save(conn, user_id, key, status_code, body)

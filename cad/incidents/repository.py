@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+GET_INCIDENT = """SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.status, i.lat, i.lng,
+    i.address, i.area_code, i.description, i.risk, i.call_received_at, i.call_answered_at,
+    i.created_at, i.target_at, i.first_assigned_at, i.first_on_scene_at, i.closed_at,
+    i.result_code, i.merged_into, i.updated_at FROM incidents i WHERE i.id = $1"""
+GET_INCIDENT_FOR_UPDATE = GET_INCIDENT + " FOR UPDATE"
+
+
+async def next_ref_number(conn: asyncpg.Connection, day: date) -> int:
+    # Row lock on the day's counter until commit: numbers are unique and never reused.
+    value: int = await conn.fetchval(
+        """INSERT INTO incident_ref_counters (day, last_no) VALUES ($1, 1)
+           ON CONFLICT (day) DO UPDATE SET last_no = incident_ref_counters.last_no + 1
+           RETURNING last_no""",
+        day,
+    )
+    return value
+
+
+async def insert_incident(conn: asyncpg.Connection, v: dict[str, Any]) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        """INSERT INTO incidents AS i (ref, type_code, grade, grade_rule, status, lat, lng,
+                address, area_code, description, risk, call_received_at, call_answered_at,
+                created_at, target_at, created_by, closed_at, result_code)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                    $17, $18)
+            RETURNING i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.status, i.lat, i.lng,
+    i.address, i.area_code, i.description, i.risk, i.call_received_at, i.call_answered_at,
+    i.created_at, i.target_at, i.first_assigned_at, i.first_on_scene_at, i.closed_at,
+    i.result_code, i.merged_into, i.updated_at""",
+        v["ref"],
+        v["type_code"],
+        v["grade"],
+        v["grade_rule"],
+        v["status"],
+        v["lat"],
+        v["lng"],
+        v["address"],
+        v["area_code"],
+        v["description"],
+        v["risk"],
+        v["received_at"],
+        v["answered_at"],
+        v["created_at"],
+        v["target_at"],
+        v["created_by"],
+        v.get("closed_at"),
+        v.get("result_code"),
+    )
+    return row
+
+
+async def insert_call(conn: asyncpg.Connection, v: dict[str, Any]) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        """INSERT INTO calls (incident_id, outcome, caller_name, caller_phone, location_source,
+                lat, lng, address, area_code, type_code, description, risk, received_at,
+                answered_at, handler_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+           RETURNING id, incident_id, outcome, received_at, answered_at, created_at""",
+        v["incident_id"],
+        v["outcome"],
+        v["caller_name"],
+        v["caller_phone"],
+        v["location_source"],
+        v["lat"],
+        v["lng"],
+        v["address"],
+        v["area_code"],
+        v["type_code"],
+        v["description"],
+        v["risk"],
+        v["received_at"],
+        v["answered_at"],
+        v["handler_id"],
+    )
+    return row
+
+
+async def get_incident(
+    conn: asyncpg.Connection, incident_id: int, for_update: bool = False
+) -> asyncpg.Record | None:
+    query = GET_INCIDENT_FOR_UPDATE if for_update else GET_INCIDENT
+    row: asyncpg.Record | None = await conn.fetchrow(query, incident_id)
+    return row
+
+
+async def list_incidents(
+    conn: asyncpg.Connection,
+    statuses: list[str] | None,
+    grades: list[str] | None,
+    limit: int,
+    open_only: bool,
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.status, i.lat, i.lng,
+    i.address, i.area_code, i.description, i.risk, i.call_received_at, i.call_answered_at,
+    i.created_at, i.target_at, i.first_assigned_at, i.first_on_scene_at, i.closed_at,
+    i.result_code, i.merged_into, i.updated_at,
+                   (SELECT count(*) FROM calls c WHERE c.incident_id = i.id) AS call_count,
+                   coalesce((SELECT array_agg(u.callsign ORDER BY a.id)
+                             FROM assignments a JOIN units u ON u.id = a.unit_id
+                             WHERE a.incident_id = i.id
+                               AND a.status IN ('dispatched','en_route','on_scene')), '{}')
+                       AS units
+            FROM incidents i
+            WHERE ($1::text[] IS NULL OR i.status = ANY($1))
+              AND ($2::text[] IS NULL OR i.grade = ANY($2))
+              AND (NOT $4 OR i.status <> 'closed')
+            ORDER BY CASE WHEN i.status = 'closed' THEN 1 ELSE 0 END,
+                     array_position(ARRAY['I','S','E','R'], i.grade), i.created_at DESC
+            LIMIT $3""",
+        statuses,
+        grades,
+        limit,
+        open_only,
+    )
+    return rows
+
+
+async def calls_for_incident(conn: asyncpg.Connection, incident_id: int) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT id, outcome, caller_name, caller_phone, location_source, lat, lng, address,
+                  area_code, type_code, description, risk, received_at, answered_at, created_at
+           FROM calls WHERE incident_id = $1 ORDER BY id""",
+        incident_id,
+    )
+    return rows
+
+
+async def assignments_for_incident(
+    conn: asyncpg.Connection, incident_id: int
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT a.id, a.unit_id, u.callsign, u.unit_type, a.status, a.auto, a.assigned_by,
+                  a.dispatched_at, a.acknowledged_at, a.en_route_at, a.on_scene_at,
+                  a.cleared_at, a.cleared_reason
+           FROM assignments a JOIN units u ON u.id = a.unit_id
+           WHERE a.incident_id = $1 ORDER BY a.id""",
+        incident_id,
+    )
+    return rows
+
+
+async def nearby_open_incidents(
+    conn: asyncpg.Connection,
+    lat: float,
+    lng: float,
+    dlat: float,
+    dlng: float,
+    since: datetime,
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT i.id, i.ref, i.type_code, i.grade, i.status, i.lat, i.lng, i.created_at,
+                  i.address, i.description,
+                  (SELECT array_agg(c.caller_phone) FROM calls c WHERE c.incident_id = i.id)
+                      AS phones
+           FROM incidents i
+           WHERE i.status <> 'closed' AND i.merged_into IS NULL AND i.created_at >= $5
+             AND i.lat BETWEEN $1::float8 - $3::float8 AND $1::float8 + $3::float8
+             AND i.lng BETWEEN $2::float8 - $4::float8 AND $2::float8 + $4::float8
+           ORDER BY i.created_at DESC LIMIT 50""",
+        lat,
+        lng,
+        dlat,
+        dlng,
+        since,
+    )
+    return rows
+
+
+async def set_grade(
+    conn: asyncpg.Connection, incident_id: int, grade: str, rule: str, target_at: datetime | None
+) -> None:
+    await conn.execute(
+        """UPDATE incidents SET grade = $2, grade_rule = $3, target_at = $4, updated_at = now()
+           WHERE id = $1""",
+        incident_id,
+        grade,
+        rule,
+        target_at,
+    )
+
+
+async def close(conn: asyncpg.Connection, incident_id: int, result_code: str) -> None:
+    await conn.execute(
+        """UPDATE incidents SET status = 'closed', closed_at = now(), result_code = $2,
+               updated_at = now() WHERE id = $1""",
+        incident_id,
+        result_code,
+    )
+
+
+async def reopen(conn: asyncpg.Connection, incident_id: int, status: str) -> None:
+    await conn.execute(
+        """UPDATE incidents SET status = $2, closed_at = NULL, result_code = NULL,
+               updated_at = now() WHERE id = $1""",
+        incident_id,
+        status,
+    )
+
+
+async def mark_merged(conn: asyncpg.Connection, incident_id: int, into_id: int) -> None:
+    await conn.execute(
+        """UPDATE incidents SET merged_into = $2, status = 'closed', closed_at = now(),
+               result_code = 'MERGED', updated_at = now() WHERE id = $1""",
+        incident_id,
+        into_id,
+    )
+
+
+async def move_calls(conn: asyncpg.Connection, from_id: int, into_id: int) -> int:
+    result: str = await conn.execute(
+        "UPDATE calls SET incident_id = $2 WHERE incident_id = $1", from_id, into_id
+    )
+    return int(result.split()[-1])

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from cad.auth.security import Role
+from cad.deps import AnyUser, Dispatcher, Staff, StateDep, Supervisor, tx
+from cad.errors import Forbidden
+from cad.http import JSON
+from cad.incidents import repository as repo
+from cad.incidents import service
+from cad.incidents.schemas import AssignIn, CloseIn, MergeIn, RegradeIn, RemarkIn, ReopenIn
+from cad.units import service as units_service
+
+router = APIRouter(prefix="/api/incidents", tags=["incidents"])
+
+StatusFilter = Annotated[
+    str | None,
+    Query(
+        pattern=r"^(open|pending|dispatched|on_scene|closed)(,(pending|dispatched|on_scene|closed))*$"
+    ),
+]
+GradeFilter = Annotated[str | None, Query(pattern=r"^[A-Z](,[A-Z])*$")]
+
+
+@router.get("", response_class=JSON)
+async def list_incidents(
+    state: StateDep,
+    _: Staff,
+    status: StatusFilter = None,
+    grade: GradeFilter = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> Any:
+    open_only = status == "open"
+    statuses = None if status in (None, "open") else status.split(",")
+    async with tx(state) as conn:
+        rows = await repo.list_incidents(
+            conn, statuses, grade.split(",") if grade else None, limit, open_only
+        )
+    return [service.incident_out(r, state) for r in rows]
+
+
+@router.get("/{incident_id}", response_class=JSON)
+async def get_incident(incident_id: int, state: StateDep, principal: AnyUser) -> Any:
+    async with tx(state) as conn:
+        if principal.role is Role.UNIT:
+            # A unit sees only the jobs it has been sent to.
+            if not await units_service.unit_has_incident(conn, principal.unit_id, incident_id):
+                raise Forbidden("a unit may only see incidents it is assigned to")
+        return await service.detail(conn, state, incident_id)
+
+
+@router.post("/{incident_id}/grade", response_class=JSON)
+async def regrade(incident_id: int, body: RegradeIn, state: StateDep, principal: Dispatcher) -> Any:
+    async with tx(state) as conn:
+        return await service.regrade(
+            conn, state, incident_id, body.grade, body.reason, principal.actor
+        )
+
+
+@router.post("/{incident_id}/remarks", status_code=201, response_class=JSON)
+async def add_remark(incident_id: int, body: RemarkIn, state: StateDep, principal: Staff) -> Any:
+    async with tx(state) as conn:
+        return await service.add_remark(conn, incident_id, body.text, principal.actor)
+
+
+@router.post("/{incident_id}/close", response_class=JSON)
+async def close(incident_id: int, body: CloseIn, state: StateDep, principal: Dispatcher) -> Any:
+    async with tx(state) as conn:
+        return await service.close(
+            conn, state, incident_id, body.result_code, body.remarks, principal.actor
+        )
+
+
+@router.post("/{incident_id}/reopen", response_class=JSON)
+async def reopen(incident_id: int, body: ReopenIn, state: StateDep, principal: Dispatcher) -> Any:
+    async with tx(state) as conn:
+        return await service.reopen(conn, state, incident_id, body.reason, principal.actor)
+
+
+@router.post("/{incident_id}/merge", response_class=JSON)
+async def merge(incident_id: int, body: MergeIn, state: StateDep, principal: Dispatcher) -> Any:
+    async with tx(state) as conn:
+        return await service.merge(
+            conn, state, incident_id, body.into_id, body.reason, principal.actor
+        )
+
+
+@router.get("/{incident_id}/recommendations", response_class=JSON)
+async def recommendations(incident_id: int, state: StateDep, _: Dispatcher) -> Any:
+    async with tx(state) as conn:
+        return await units_service.recommendations(conn, state, incident_id)
+
+
+@router.post("/{incident_id}/assignments", status_code=201, response_class=JSON)
+async def assign(incident_id: int, body: AssignIn, state: StateDep, principal: Dispatcher) -> Any:
+    return await units_service.assign(
+        state, incident_id, body.unit_id, body.divert, principal.actor
+    )
+
+
+@router.get("/{incident_id}/export", response_class=JSON)
+async def export(incident_id: int, state: StateDep, _: Supervisor) -> Any:
+    """The incident's complete history, as recorded, for disclosure or audit."""
+    async with tx(state) as conn:
+        return await service.export(conn, state, incident_id)

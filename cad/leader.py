@@ -1,0 +1,133 @@
+"""One elected process per deployment runs the relay, the auto-dispatch engine and the
+safety timers. Election is a session advisory lock on a dedicated connection: if that
+process dies or its connection drops, PostgreSQL frees the lock and another worker takes
+over within a few seconds. Timers live in the database, so a takeover loses none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from cad.alarms.service import check_timers
+from cad.db.pool import connect, transaction
+from cad.events.relay import run_relay
+from cad.events.writer import Event, append_event
+from dispatch.engine import run_once
+
+log = structlog.get_logger(__name__)
+
+LEADER_LOCK_KEY = 0x0CAD_1EAD
+
+
+class Leader:
+    def __init__(self, state: object) -> None:
+        from cad.state import AppState
+
+        assert isinstance(state, AppState)
+        self.state = state
+        self.is_leader = False
+        self.wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def on_event(self, event: Event) -> None:
+        # New work for the engine: wake it now rather than at the next tick.
+        if event.type in ("incident.created", "incident.returned_to_queue", "incident.graded") or (
+            event.type == "unit.status" and event.data.get("to") == "available"
+        ):
+            self.wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._campaign(), name="leader")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _campaign(self) -> None:
+        settings = self.state.settings
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await connect(settings.database_url)
+                # Session lock on a dedicated connection: it lives exactly as long as we do.
+                # Polls another process's lock: there is no event here to wait on.
+                while not await conn.fetchval(  # noqa: ASYNC110
+                    "SELECT pg_try_advisory_lock($1::bigint)", LEADER_LOCK_KEY
+                ):
+                    await asyncio.sleep(2.0)
+                self.is_leader = True
+                log.info("leader.elected")
+                await self._lead(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("leader.lost", error=type(exc).__name__, detail=str(exc)[:200])
+                await asyncio.sleep(1.0)
+            finally:
+                self.is_leader = False
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(conn.close(), 2)
+
+    async def _lead(self, conn: asyncpg.Connection) -> None:
+        tasks = [
+            asyncio.create_task(
+                run_relay(conn, self.state.redis, self.state.settings.redis_prefix)
+            ),
+            asyncio.create_task(self._engine_loop()),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
+        async with transaction(self.state.pool) as conn:
+            yield conn
+
+    async def _engine_loop(self) -> None:
+        settings = self.state.settings
+        last_timers = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout=settings.engine_interval_s)
+            except TimeoutError:
+                pass
+            self.wake.clear()
+            try:
+                grades = [g for g in ("I", "S", "E") if g in settings.auto_grades]
+                if grades:
+                    await run_once(
+                        self._tx,
+                        append_event,
+                        self.state.directory,
+                        self.state.plans,
+                        self.state.eta,
+                        datetime.now(UTC),
+                        grades=grades,
+                        stale_after_s=settings.stale_position_s,
+                        divert_min_saving_s=settings.divert_min_saving_s,
+                    )
+                if loop.time() - last_timers >= 5.0:
+                    last_timers = loop.time()
+                    await check_timers(self._tx, append_event, self.state)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("engine.pass_failed")
+                await asyncio.sleep(1.0)

@@ -1,0 +1,52 @@
+"""Typed start-up state: everything a worker builds in lifespan and requests share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import asyncpg
+from redis.asyncio import Redis
+
+from cad.config import Settings
+from cad.grading import Grade, IncidentType, Rule
+from dispatch.directory import UnitDirectory
+from dispatch.model import Need
+from gis.areas import AreaSet
+from gis.eta import EtaModel
+from gis.projection import Projector
+
+if TYPE_CHECKING:
+    from cad.events.hub import Hub
+    from cad.fleet import FleetSync
+    from cad.leader import Leader
+    from cad.ratelimit import RateLimiter
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: Redis
+    projector: Projector
+    areas: AreaSet
+    catalogue: dict[str, IncidentType]
+    scheme: dict[str, Grade]
+    rules: list[Rule]
+    eta: EtaModel
+    directory: UnitDirectory
+    plans: dict[str, list[Need]] = field(default_factory=dict)
+    hub: Hub | None = None
+    fleet: FleetSync | None = None
+    leader: Leader | None = None
+    limiter: RateLimiter | None = None
+    areas_geojson: dict[str, object] | None = None
+
+
+def plans_from_catalogue(catalogue: dict[str, IncidentType]) -> dict[str, list[Need]]:
+    """Response plans as dispatch needs; a plan-less type that is graded up still needs
+    someone, so it falls back to one response unit."""
+    return {
+        code: [Need(p.capability, p.count) for p in t.response_plan] or [Need("response", 1)]
+        for code, t in catalogue.items()
+    }

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from cad.auth.security import Principal, Role
+from cad.deps import AnyUser, Staff, StateDep, UnitOrDispatcher, require, tx
+from cad.errors import Forbidden, Invalid
+from cad.http import JSON
+from cad.units import service
+from cad.units.schemas import Positions, StatusIn
+from dispatch import repository as dispatch_repo
+
+router = APIRouter(prefix="/api/units", tags=["units"])
+
+PositionReporter = Annotated[
+    Principal, Depends(require(Role.UNIT, Role.DISPATCHER, Role.SUPERVISOR))
+]
+
+
+@router.get("", response_class=JSON)
+async def list_units(
+    state: StateDep,
+    _: Staff,
+    status: Annotated[
+        str | None,
+        Query(pattern=r"^(off_duty|available|dispatched|en_route|on_scene|unavailable)$"),
+    ] = None,
+) -> Any:
+    async with tx(state) as conn:
+        rows = await dispatch_repo.list_units(conn, status)
+    return [service.unit_out(r) for r in rows]
+
+
+@router.get("/me", response_class=JSON)
+async def me(state: StateDep, principal: AnyUser) -> Any:
+    """A unit's own status and current job (the unit terminal's view)."""
+    if principal.unit_id is None:
+        raise Invalid("token", "this user is not bound to a unit")
+    async with tx(state) as conn:
+        return await service.me(conn, principal.unit_id)
+
+
+@router.post("/{unit_id}/status", response_class=JSON)
+async def set_status(
+    unit_id: int, body: StatusIn, state: StateDep, principal: UnitOrDispatcher
+) -> Any:
+    if principal.role is Role.UNIT and principal.unit_id != unit_id:
+        raise Forbidden("a unit may only change its own status")
+    async with tx(state) as conn:
+        return await service.set_status(
+            conn, state, unit_id, body.status, body.incident_id, principal.actor
+        )
+
+
+@router.post("/positions", status_code=202, response_class=JSON)
+async def positions(body: Positions, state: StateDep, principal: PositionReporter) -> Any:
+    own = principal.unit_id if principal.role is Role.UNIT else None
+    async with tx(state) as conn:
+        applied = await service.record_positions(conn, state, body, own)
+    if state.fleet is not None and applied:
+        await state.fleet.publish_positions(applied)
+    return {"received": len(body), "applied": len(applied)}

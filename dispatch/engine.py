@@ -1,0 +1,190 @@
+"""Auto-dispatch: the pending queue worked by the elected engine.
+
+The plan (which unit to which incident) is a pure function of the queue and the fleet
+picture; carrying it out goes through ``service.assign_unit`` so the same conditional
+UPDATE guards it as guards a dispatcher's click.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import structlog
+
+from dispatch import repository as repo
+from dispatch.directory import UnitDirectory
+from dispatch.model import Need
+from dispatch.recommend import busy_candidates, recommend
+from dispatch.service import DispatchError, Emit, assign_unit
+from dispatch.status import UnitStatus
+from gis.eta import EtaModel
+
+log = structlog.get_logger(__name__)
+
+ENGINE_ACTOR = "engine:auto-dispatch"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    incident_id: int
+    unit_id: int
+    eta_s: int
+    grade: str
+    divert_from_incident: int | None = None
+
+
+def remaining_needs(plan: Sequence[Need], assigned_caps: Sequence[frozenset[str]]) -> list[Need]:
+    """The plan less what the units already on it cover (each unit covers one need)."""
+    left = {n.capability: n.count for n in plan}
+    for caps in assigned_caps:
+        for cap in sorted(caps, key=lambda c: left.get(c, 0) <= 0):
+            if left.get(cap, 0) > 0:
+                left[cap] -= 1
+                break
+    return [Need(c, n) for c, n in left.items() if n > 0]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    incident_id: int
+    grade: str
+    lat: float
+    lng: float
+    needs: tuple[Need, ...]
+
+
+def plan_actions(
+    queue: Sequence[QueueItem],
+    directory: UnitDirectory,
+    eta: EtaModel,
+    now: datetime,
+    *,
+    stale_after_s: int,
+    divert_min_saving_s: int,
+) -> list[Action]:
+    """Most urgent first: each incident takes the best units left after those before it."""
+    taken: set[int] = set()
+    actions: list[Action] = []
+    for item in queue:
+        if not item.needs:
+            continue
+        rec = recommend(
+            directory,
+            item.lat,
+            item.lng,
+            item.needs,
+            eta,
+            now,
+            grade=item.grade,
+            stale_after_s=stale_after_s,
+            alternatives=0,
+            exclude=frozenset(taken),
+            include_busy=False,
+        )
+        for cand in rec.recommended:
+            taken.add(cand.unit_id)
+            actions.append(Action(item.incident_id, cand.unit_id, cand.eta_s, item.grade))
+        if item.grade != "I":
+            continue
+        # Immediate grade: a unit heading to lower-grade work may be worth taking.
+        x, y = directory.projector.to_metres(item.lat, item.lng)
+        by_need = {c.fills: c for c in rec.recommended}
+        filled = {n.capability: 0 for n in item.needs}
+        for c in rec.recommended:
+            if c.fills:
+                filled[c.fills] += 1
+        for need in item.needs:
+            short = need.count - filled.get(need.capability, 0)
+            best_available = by_need.get(need.capability)
+            for cand in busy_candidates(
+                directory, x, y, need, eta, now, item.grade, stale_after_s, max(short, 1)
+            ):
+                if cand.divert_from is None or cand.unit_id in taken:
+                    continue
+                saving_ok = (
+                    best_available is not None
+                    and best_available.eta_s - cand.eta_s >= divert_min_saving_s
+                )
+                if short <= 0 and not saving_ok:
+                    break
+                taken.add(cand.unit_id)
+                actions.append(
+                    Action(item.incident_id, cand.unit_id, cand.eta_s, item.grade, cand.divert_from)
+                )
+                short -= 1
+                if short <= 0:
+                    break
+    return actions
+
+
+Transaction = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
+
+
+async def run_once(
+    transaction: Transaction,
+    emit: Emit,
+    directory: UnitDirectory,
+    plans: Mapping[str, Sequence[Need]],
+    eta: EtaModel,
+    now: datetime,
+    *,
+    grades: Sequence[str],
+    stale_after_s: int,
+    divert_min_saving_s: int,
+) -> list[Action]:
+    """One pass over the queue; returns the assignments that committed."""
+    async with transaction() as conn:
+        rows = await repo.pending_queue(conn, list(grades))
+    queue: list[QueueItem] = []
+    for row in rows:
+        plan = plans.get(row["type_code"]) or [Need("response", 1)]
+        caps = [directory.units[u].capabilities for u in row["unit_ids"] if u in directory.units]
+        needs = remaining_needs(plan, caps)
+        if needs:
+            queue.append(QueueItem(row["id"], row["grade"], row["lat"], row["lng"], tuple(needs)))
+    done: list[Action] = []
+    for action in plan_actions(
+        queue,
+        directory,
+        eta,
+        now,
+        stale_after_s=stale_after_s,
+        divert_min_saving_s=divert_min_saving_s,
+    ):
+        try:
+            async with transaction() as conn:
+                divert_assignment = None
+                if action.divert_from_incident is not None:
+                    held = await repo.open_assignment_for_unit(conn, action.unit_id)
+                    if held is None or held["incident_id"] != action.divert_from_incident:
+                        continue
+                    divert_assignment = held["id"]
+                await assign_unit(
+                    conn,
+                    emit,
+                    action.incident_id,
+                    action.unit_id,
+                    ENGINE_ACTOR,
+                    auto=True,
+                    divert_from_assignment=divert_assignment,
+                )
+            done.append(action)
+            # Seen at once by this worker's picture; other workers learn it from the event.
+            directory.apply_status(
+                action.unit_id, UnitStatus.DISPATCHED, action.incident_id, action.grade
+            )
+            log.info(
+                "engine.assigned",
+                incident_id=action.incident_id,
+                unit_id=action.unit_id,
+                eta_s=action.eta_s,
+                diverted_from=action.divert_from_incident,
+            )
+        except DispatchError as exc:
+            # Someone else took the unit first: the next pass plans again from fresh state.
+            log.info("engine.skipped", incident_id=action.incident_id, reason=exc.detail)
+    return done

@@ -1,0 +1,83 @@
+"""Plain data the dispatch floor works with (no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from dispatch.status import UnitStatus
+
+
+@dataclass(slots=True)
+class UnitState:
+    id: int
+    callsign: str
+    unit_type: str
+    capabilities: frozenset[str]
+    status: UnitStatus
+    lat: float | None = None
+    lng: float | None = None
+    position_at: datetime | None = None
+    incident_id: int | None = None
+    incident_grade: str | None = None
+    status_at: datetime | None = None
+    area_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    capability: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    unit_id: int
+    callsign: str
+    unit_type: str
+    capabilities: tuple[str, ...]
+    status: str
+    eta_s: int
+    distance_m: int
+    fills: str | None
+    label: str
+    position_age_s: int | None = None
+    stale: bool = False
+    divert_from: int | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "unit_id": self.unit_id,
+            "callsign": self.callsign,
+            "unit_type": self.unit_type,
+            "capabilities": list(self.capabilities),
+            "status": self.status,
+            "eta_s": self.eta_s,
+            "distance_m": self.distance_m,
+            "fills": self.fills,
+            "label": self.label,
+            "position_age_s": self.position_age_s,
+            "stale": self.stale,
+            "divert_from": self.divert_from,
+        }
+
+
+@dataclass(slots=True)
+class Recommendation:
+    recommended: list[Candidate] = field(default_factory=list)
+    alternatives: list[Candidate] = field(default_factory=list)
+    shortfalls: list[str] = field(default_factory=list)
+    needs: list[Need] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.shortfalls
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "recommended": [c.as_dict() for c in self.recommended],
+            "alternatives": [c.as_dict() for c in self.alternatives],
+            "shortfalls": self.shortfalls,
+            "needs": [{"capability": n.capability, "count": n.count} for n in self.needs],
+            "complete": self.complete,
+        }
