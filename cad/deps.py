@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from cad.auth.security import Principal, Role, decode_token
@@ -65,3 +65,7 @@ Supervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
 UnitOrDispatcher = Annotated[
     Principal, Depends(require(Role.UNIT, Role.DISPATCHER, Role.SUPERVISOR))
 ]
+
+# Row ids are bigint: a bigger number in a path is a client error (422), not a database
+# one (asyncpg refuses to encode it, which used to surface as a 500).
+IdPath = Annotated[int, Path(gt=0, lt=2**62)]

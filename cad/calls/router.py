@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
@@ -51,5 +52,14 @@ async def record_call(
 
 @router.post("/grade-preview", response_class=JSON)
 async def grade_preview(body: GradePreviewIn, state: StateDep, _: Handler) -> Any:
-    """The grade a call would get, and the rule that sets it (nothing is written)."""
-    return service.preview(state, body)
+    """The grade a call would get, and the rule that sets it (nothing is written).
+
+    With a location it also lists likely duplicates, so the handler can link the call to
+    an existing incident before a second incident is created."""
+    out = service.preview(state, body)
+    if "lat" in out:
+        async with tx(state) as conn:
+            out["possible_duplicates"] = await service.possible_duplicates(
+                conn, state, out["lat"], out["lng"], body.incident_type, "", datetime.now(UTC)
+            )
+    return out

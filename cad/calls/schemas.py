@@ -25,8 +25,10 @@ class Caller(BaseModel):
 
 class Location(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
-    lng: Annotated[float, Field(ge=-180, le=180)] | None = None
+    # allow_inf_nan=False: NaN fails every range comparison, so without it the reason
+    # given was "should be less than or equal to 180", which misleads the handler.
+    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
+    lng: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)] | None = None
     address: Annotated[str, Field(min_length=2, max_length=300)] | None = None
 
     @field_validator("lat", "lng")

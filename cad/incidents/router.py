@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from cad.auth.security import Role
-from cad.deps import AnyUser, Dispatcher, Staff, StateDep, Supervisor, tx
+from cad.deps import AnyUser, Dispatcher, IdPath, Staff, StateDep, Supervisor, tx
 from cad.errors import Forbidden
 from cad.http import JSON
 from cad.incidents import repository as repo
@@ -42,7 +42,7 @@ async def list_incidents(
 
 
 @router.get("/{incident_id}", response_class=JSON)
-async def get_incident(incident_id: int, state: StateDep, principal: AnyUser) -> Any:
+async def get_incident(incident_id: IdPath, state: StateDep, principal: AnyUser) -> Any:
     async with tx(state) as conn:
         if principal.role is Role.UNIT:
             # A unit sees only the jobs it has been sent to.
@@ -52,7 +52,9 @@ async def get_incident(incident_id: int, state: StateDep, principal: AnyUser) ->
 
 
 @router.post("/{incident_id}/grade", response_class=JSON)
-async def regrade(incident_id: int, body: RegradeIn, state: StateDep, principal: Dispatcher) -> Any:
+async def regrade(
+    incident_id: IdPath, body: RegradeIn, state: StateDep, principal: Dispatcher
+) -> Any:
     async with tx(state) as conn:
         return await service.regrade(
             conn, state, incident_id, body.grade, body.reason, principal.actor
@@ -60,13 +62,13 @@ async def regrade(incident_id: int, body: RegradeIn, state: StateDep, principal:
 
 
 @router.post("/{incident_id}/remarks", status_code=201, response_class=JSON)
-async def add_remark(incident_id: int, body: RemarkIn, state: StateDep, principal: Staff) -> Any:
+async def add_remark(incident_id: IdPath, body: RemarkIn, state: StateDep, principal: Staff) -> Any:
     async with tx(state) as conn:
         return await service.add_remark(conn, incident_id, body.text, principal.actor)
 
 
 @router.post("/{incident_id}/close", response_class=JSON)
-async def close(incident_id: int, body: CloseIn, state: StateDep, principal: Dispatcher) -> Any:
+async def close(incident_id: IdPath, body: CloseIn, state: StateDep, principal: Dispatcher) -> Any:
     async with tx(state) as conn:
         return await service.close(
             conn, state, incident_id, body.result_code, body.remarks, principal.actor
@@ -74,13 +76,15 @@ async def close(incident_id: int, body: CloseIn, state: StateDep, principal: Dis
 
 
 @router.post("/{incident_id}/reopen", response_class=JSON)
-async def reopen(incident_id: int, body: ReopenIn, state: StateDep, principal: Dispatcher) -> Any:
+async def reopen(
+    incident_id: IdPath, body: ReopenIn, state: StateDep, principal: Dispatcher
+) -> Any:
     async with tx(state) as conn:
         return await service.reopen(conn, state, incident_id, body.reason, principal.actor)
 
 
 @router.post("/{incident_id}/merge", response_class=JSON)
-async def merge(incident_id: int, body: MergeIn, state: StateDep, principal: Dispatcher) -> Any:
+async def merge(incident_id: IdPath, body: MergeIn, state: StateDep, principal: Dispatcher) -> Any:
     async with tx(state) as conn:
         return await service.merge(
             conn, state, incident_id, body.into_id, body.reason, principal.actor
@@ -88,20 +92,22 @@ async def merge(incident_id: int, body: MergeIn, state: StateDep, principal: Dis
 
 
 @router.get("/{incident_id}/recommendations", response_class=JSON)
-async def recommendations(incident_id: int, state: StateDep, _: Dispatcher) -> Any:
+async def recommendations(incident_id: IdPath, state: StateDep, _: Dispatcher) -> Any:
     async with tx(state) as conn:
         return await units_service.recommendations(conn, state, incident_id)
 
 
 @router.post("/{incident_id}/assignments", status_code=201, response_class=JSON)
-async def assign(incident_id: int, body: AssignIn, state: StateDep, principal: Dispatcher) -> Any:
+async def assign(
+    incident_id: IdPath, body: AssignIn, state: StateDep, principal: Dispatcher
+) -> Any:
     return await units_service.assign(
         state, incident_id, body.unit_id, body.divert, principal.actor
     )
 
 
 @router.get("/{incident_id}/export", response_class=JSON)
-async def export(incident_id: int, state: StateDep, _: Supervisor) -> Any:
+async def export(incident_id: IdPath, state: StateDep, _: Supervisor) -> Any:
     """The incident's complete history, as recorded, for disclosure or audit."""
     async with tx(state) as conn:
         return await service.export(conn, state, incident_id)

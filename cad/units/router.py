@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from cad.auth.security import Principal, Role
-from cad.deps import AnyUser, Staff, StateDep, UnitOrDispatcher, require, tx
+from cad.deps import AnyUser, IdPath, Staff, StateDep, UnitOrDispatcher, require, tx
 from cad.errors import Forbidden, Invalid
 from cad.http import JSON
 from cad.units import service
@@ -44,7 +44,7 @@ async def me(state: StateDep, principal: AnyUser) -> Any:
 
 @router.post("/{unit_id}/status", response_class=JSON)
 async def set_status(
-    unit_id: int, body: StatusIn, state: StateDep, principal: UnitOrDispatcher
+    unit_id: IdPath, body: StatusIn, state: StateDep, principal: UnitOrDispatcher
 ) -> Any:
     if principal.role is Role.UNIT and principal.unit_id != unit_id:
         raise Forbidden("a unit may only change its own status")

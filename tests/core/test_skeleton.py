@@ -30,7 +30,9 @@ async def test_events_refuse_update_delete_truncate(db_url: str) -> None:
                 await conn.execute(sql, event.seq)
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
             await conn.execute("TRUNCATE events")
-        assert await conn.fetchval("SELECT type FROM events WHERE seq = $1", event.seq) == "test.event"
+        assert (
+            await conn.fetchval("SELECT type FROM events WHERE seq = $1", event.seq) == "test.event"
+        )
     finally:
         await conn.close()
 
@@ -65,8 +67,14 @@ async def test_migrate_twice_in_parallel_processes() -> None:
     try:
         procs = [
             await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "cad.cli", "migrate", cwd=ROOT, env=env,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                sys.executable,
+                "-m",
+                "cad.cli",
+                "migrate",
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
             )
             for _ in range(3)
         ]

@@ -1,0 +1,291 @@
+"""One unit, one job: under real concurrency, across processes; and the engine's rules."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from cad.db.pool import connect, transaction
+from cad.events.writer import append_event
+from dispatch.engine import run_once
+from tests.conftest import Api, call_body, login, start_server
+
+
+async def only_units_on_duty(api: Api, callsigns: dict[str, tuple[float, float]]) -> dict[str, int]:
+    """Everyone off duty except the named units, placed where the test wants them."""
+    conn = await connect(api.settings.database_url)
+    try:
+        await conn.execute("UPDATE units SET status = 'off_duty'")
+        ids = {}
+        for callsign, (lat, lng) in callsigns.items():
+            ids[callsign] = await conn.fetchval(
+                """UPDATE units SET status = 'available', lat = $2, lng = $3, position_at = now()
+                   WHERE callsign = $1 RETURNING id""",
+                callsign,
+                lat,
+                lng,
+            )
+    finally:
+        await conn.close()
+    await api.state.fleet.reload()
+    return ids
+
+
+async def create(api: Api, type_code: str, lat: float, lng: float, **risk: Any) -> dict[str, Any]:
+    r = await api.as_(
+        "handler", "POST", "/api/calls", json=call_body(type_code, lat, lng, risk=risk)
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["incident"]
+
+
+async def engine_pass(api: Api) -> list[Any]:
+    state = api.state
+
+    @asynccontextmanager
+    async def tx():  # type: ignore[no-untyped-def]
+        async with transaction(state.pool) as conn:
+            yield conn
+
+    return await run_once(
+        tx,
+        append_event,
+        state.directory,
+        state.plans,
+        state.eta,
+        datetime.now(UTC),
+        grades=["I", "S"],
+        stale_after_s=1800,
+        divert_min_saving_s=120,
+    )
+
+
+async def open_assignments(api: Api, unit_id: int) -> list[Any]:
+    conn = await connect(api.settings.database_url)
+    try:
+        return list(
+            await conn.fetch(
+                "SELECT incident_id FROM assignments WHERE unit_id = $1 "
+                "AND status IN ('dispatched','en_route','on_scene')",
+                unit_id,
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def test_hundred_concurrent_assignments_two_processes_one_winner(api: Api) -> None:
+    ids = await only_units_on_duty(api, {"CW11": (51.50, -0.13), "CW12": (51.51, -0.13)})
+    incidents = [await create(api, "THEFT", 51.50 + i * 1e-4, -0.13) for i in range(100)]
+    assert {i["grade"] for i in incidents} == {"E"}  # not auto-dispatched
+    servers = [
+        start_server(api.settings, name=f"assign{n}", CAD_AUTO_DISPATCH_GRADES="") for n in range(2)
+    ]
+    try:
+        token = await login(servers[0].url, "dispatcher")
+        headers = {"Authorization": f"Bearer {token}"}
+        clients = [httpx.AsyncClient(base_url=s.url, headers=headers, timeout=30) for s in servers]
+        results = await asyncio.gather(
+            *[
+                clients[n % 2].post(
+                    f"/api/incidents/{inc['id']}/assignments", json={"unit_id": ids["CW11"]}
+                )
+                for n, inc in enumerate(incidents)
+            ]
+        )
+        for c in clients:
+            await c.aclose()
+    finally:
+        for s in servers:
+            s.stop()
+    codes = [r.status_code for r in results]
+    assert codes.count(201) == 1, codes
+    assert codes.count(409) == 99, codes
+    losers = [r.json() for r in results if r.status_code == 409]
+    assert all("CW11" in body["detail"] for body in losers)
+    # The loser is offered the next best unit that is still free.
+    offered = {
+        body["next_recommendation"]["callsign"] for body in losers if body["next_recommendation"]
+    }
+    assert offered <= {"CW12"} and offered
+    held = await open_assignments(api, ids["CW11"])
+    assert len(held) == 1
+    winner = next(r.json() for r in results if r.status_code == 201)
+    assert held[0]["incident_id"] == winner["incident_id"]
+
+
+async def test_pending_queue_most_urgent_first(api: Api) -> None:
+    await only_units_on_duty(api, {})
+    slow = await create(api, "THEFT", 51.50, -0.12, offender_detained=True)  # S, older
+    urgent = await create(api, "VIOLENCE", 51.52, -0.10, ongoing=True)  # I, newer
+    assert (slow["grade"], urgent["grade"]) == ("S", "I")
+    assert await engine_pass(api) == []  # nobody free: both wait
+    # One unit comes on duty near the older S job: the I job still gets it first.
+    ids = await only_units_on_duty(api, {"CW11": (51.50, -0.12)})
+    done = await engine_pass(api)
+    assert [(a.incident_id, a.unit_id) for a in done] == [(urgent["id"], ids["CW11"])]
+    r = await api.as_("dispatcher", "GET", f"/api/incidents/{slow['id']}")
+    assert r.json()["status"] == "pending"
+
+
+async def test_unit_becoming_available_goes_to_most_urgent_it_can_serve(api: Api) -> None:
+    ids = await only_units_on_duty(api, {"CW11": (51.50, -0.12)})
+    first = await create(api, "VIOLENCE", 51.50, -0.12, ongoing=True)
+    await engine_pass(api)
+    second = await create(api, "THEFT", 51.50, -0.121, offender_detained=True)  # S
+    third = await create(api, "VIOLENCE", 51.55, -0.2, ongoing=True)  # I, farther
+    assert await engine_pass(api) == []
+    # CW11 clears from the first job: offered to the I-grade one, not the nearer S one.
+    for status in ("en_route", "on_scene", "available"):
+        r = await api.as_(
+            "dispatcher", "POST", f"/api/units/{ids['CW11']}/status", json={"status": status}
+        )
+        assert r.status_code == 200, r.text
+    await api.state.fleet.reload()
+    done = await engine_pass(api)
+    assert [(a.incident_id, a.unit_id) for a in done][:1] == [(third["id"], ids["CW11"])]
+    r = await api.as_("dispatcher", "GET", f"/api/incidents/{first['id']}")
+    assert r.json()["status"] == "closed"  # last unit cleared from scene: auto-closed, audited
+    assert r.json()["timeline"][-1]["type"] == "incident.closed"
+    assert r.json()["timeline"][-1]["data"]["auto"] is True
+    r = await api.as_("dispatcher", "GET", f"/api/incidents/{second['id']}")
+    assert r.json()["status"] == "pending"
+
+
+async def test_immediate_grade_diverts_unit_from_lower_grade_job(api: Api) -> None:
+    ids = await only_units_on_duty(api, {"CW11": (51.50, -0.12)})
+    s_job = await create(api, "THEFT", 51.53, -0.12, offender_detained=True)
+    await engine_pass(api)
+    r = await api.as_(
+        "dispatcher", "POST", f"/api/units/{ids['CW11']}/status", json={"status": "en_route"}
+    )
+    assert r.status_code == 200
+    await api.state.fleet.reload()
+    i_job = await create(api, "VIOLENCE", 51.501, -0.12, ongoing=True)
+    done = await engine_pass(api)
+    assert [(a.incident_id, a.unit_id, a.divert_from_incident) for a in done] == [
+        (i_job["id"], ids["CW11"], s_job["id"])
+    ]
+    s_detail = (await api.as_("dispatcher", "GET", f"/api/incidents/{s_job['id']}")).json()
+    assert s_detail["status"] == "pending"
+    assert "incident.returned_to_queue" in [e["type"] for e in s_detail["timeline"]]
+    assert s_detail["assignments"][0]["status"] == "cancelled"
+    assert s_detail["assignments"][0]["cleared_reason"] == "diverted"
+    i_detail = (await api.as_("dispatcher", "GET", f"/api/incidents/{i_job['id']}")).json()
+    assigned = [e for e in i_detail["timeline"] if e["type"] == "unit.assigned"]
+    assert assigned[0]["data"]["diverted_from"] == s_job["id"]
+
+
+async def test_no_divert_from_scene_or_same_grade(api: Api) -> None:
+    ids = await only_units_on_duty(
+        api, {"CW11": (51.50, -0.12), "CW12": (51.502, -0.12), "CW13": (51.60, -0.40)}
+    )
+    first = await create(api, "VIOLENCE", 51.50, -0.12, ongoing=True)  # plan: 2 response
+    await engine_pass(api)
+    held = await open_assignments(api, ids["CW11"])
+    assert held and held[0]["incident_id"] == first["id"]
+    await api.state.fleet.reload()
+    await create(api, "VIOLENCE", 51.501, -0.12, ongoing=True)  # also I: no divert
+    done = await engine_pass(api)
+    # The far free one, and no diversion from the other I job to fill the second place.
+    assert [a.unit_id for a in done] == [ids["CW13"]]
+    assert (await open_assignments(api, ids["CW11"]))[0]["incident_id"] == first["id"]
+
+
+async def test_status_changes_apply_to_the_one_assignment(api: Api) -> None:
+    ids = await only_units_on_duty(api, {"CW11": (51.50, -0.12)})
+    inc = await create(api, "THEFT", 51.50, -0.12)
+    r = await api.as_(
+        "dispatcher",
+        "POST",
+        f"/api/incidents/{inc['id']}/assignments",
+        json={"unit_id": ids["CW11"]},
+    )
+    assert r.status_code == 201, r.text
+    other = await create(api, "THEFT", 51.51, -0.12)
+    # A late "on scene" for another job is refused, not applied to this one.
+    r = await api.as_(
+        "dispatcher",
+        "POST",
+        f"/api/units/{ids['CW11']}/status",
+        json={"status": "on_scene", "incident_id": other["id"]},
+    )
+    assert r.status_code == 409
+    r = await api.as_(
+        "dispatcher", "POST", f"/api/units/{ids['CW11']}/status", json={"status": "off_duty"}
+    )
+    assert r.status_code == 409
+    body = r.json()
+    assert "expected a move from dispatched to one of" in body["detail"]
+    assert set(body["allowed"]) == {"en_route", "on_scene", "available", "unavailable"}
+    for status in ("en_route", "on_scene"):
+        r = await api.as_(
+            "dispatcher",
+            "POST",
+            f"/api/units/{ids['CW11']}/status",
+            json={"status": status, "incident_id": inc["id"]},
+        )
+        assert r.status_code == 200, r.text
+    r = await api.as_(
+        "dispatcher",
+        "POST",
+        f"/api/incidents/{inc['id']}/close",
+        json={"result_code": "ADVICE_GIVEN", "remarks": "music turned down"},
+    )
+    assert r.status_code == 200, r.text
+    detail = (await api.as_("dispatcher", "GET", f"/api/incidents/{inc['id']}")).json()
+    a = detail["assignments"][0]
+    assert a["status"] == "cleared" and a["on_scene_at"] and a["en_route_at"] and a["cleared_at"]
+    units = (await api.as_("dispatcher", "GET", "/api/units?status=available")).json()
+    assert ids["CW11"] in [u["id"] for u in units]
+    # Assigning to a closed incident is refused.
+    r = await api.as_(
+        "dispatcher",
+        "POST",
+        f"/api/incidents/{inc['id']}/assignments",
+        json={"unit_id": ids["CW11"]},
+    )
+    assert r.status_code == 409
+
+
+async def test_positions_bulk_and_freshness_across_workers(api: Api) -> None:
+    ids = await only_units_on_duty(api, {"CW11": (51.60, -0.10), "CW12": (51.45, -0.10)})
+    inc = await create(api, "THEFT", 51.45, -0.10)
+    servers = [
+        start_server(api.settings, name=f"pos{n}", CAD_AUTO_DISPATCH_GRADES="") for n in range(2)
+    ]
+    try:
+        token = await login(servers[0].url, "dispatcher")
+        h = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(headers=h, timeout=10) as client:
+
+            async def best(url: str) -> str:
+                r = await client.get(f"{url}/api/incidents/{inc['id']}/recommendations")
+                return str(r.json()["recommended"][0]["callsign"])
+
+            assert await best(servers[1].url) == "CW12"
+            r = await client.post(
+                f"{servers[0].url}/api/units/positions",
+                json=[
+                    {"unit_id": ids["CW11"], "lat": 51.4501, "lng": -0.1001},
+                    {"unit_id": ids["CW12"], "lat": 51.65, "lng": -0.10},
+                ],
+            )
+            assert r.status_code == 202 and r.json()["applied"] == 2
+            # The other process hears of it through Redis: bounded wait, no fixed sleep.
+            deadline = asyncio.get_running_loop().time() + 3
+            while await best(servers[1].url) != "CW11":
+                assert asyncio.get_running_loop().time() < deadline, "stale index on worker 2"
+                await asyncio.sleep(0.05)
+            r = await client.post(
+                f"{servers[0].url}/api/units/positions",
+                json=[{"unit_id": 10**9, "lat": 51.5, "lng": -0.1}],
+            )
+            assert r.status_code == 404
+    finally:
+        for s in servers:
+            s.stop()

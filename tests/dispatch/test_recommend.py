@@ -1,0 +1,210 @@
+"""Recommendation is the best by ETA among the units that qualify (checked by brute force)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dispatch.directory import UnitDirectory
+from dispatch.model import Need, UnitState
+from dispatch.recommend import recommend
+from dispatch.status import UnitStatus
+from gis.eta import KolesarEta
+from gis.projection import Projector
+
+PROJECTOR = Projector()
+ETA = KolesarEta()
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+TYPES = {
+    "response_car": {"response"},
+    "armed_response": {"armed", "response"},
+    "dog": {"dog"},
+    "traffic": {"traffic", "response"},
+    "foot": {"response"},
+}
+
+
+def random_fleet(rng: random.Random, n: int) -> list[UnitState]:
+    units = []
+    for i in range(1, n + 1):
+        unit_type = rng.choice(list(TYPES))
+        status = rng.choices(list(UnitStatus), weights=[1, 6, 1, 1, 1, 1])[0]
+        age = rng.choice([10, 60, 600, 4000]) if rng.random() > 0.05 else None
+        units.append(
+            UnitState(
+                id=i,
+                callsign=f"U{i}",
+                unit_type=unit_type,
+                capabilities=frozenset(TYPES[unit_type]),
+                status=status,
+                lat=None if age is None else 51.3 + rng.random() * 0.4,
+                lng=None if age is None else -0.5 + rng.random() * 0.7,
+                position_at=None if age is None else NOW - timedelta(seconds=age),
+                incident_id=rng.randint(1, 5)
+                if status in (UnitStatus.DISPATCHED, UnitStatus.EN_ROUTE, UnitStatus.ON_SCENE)
+                else None,
+                incident_grade=rng.choice("ISE")
+                if status in (UnitStatus.DISPATCHED, UnitStatus.EN_ROUTE, UnitStatus.ON_SCENE)
+                else None,
+            )
+        )
+    return units
+
+
+def brute_force(
+    units: list[UnitState],
+    lat: float,
+    lng: float,
+    needs: list[Need],
+    stale_s: int,
+    directory: UnitDirectory,
+) -> dict[str, list[float]]:
+    """ETAs of the units each need should get, by exhaustive search, same greedy order."""
+    x, y = PROJECTOR.to_metres(lat, lng)
+    chosen: set[int] = set()
+    out: dict[str, list[float]] = {}
+    order = sorted(needs, key=lambda n: len(directory.available.get(n.capability, ())))
+    for need in order:
+        scored = []
+        for u in units:
+            if (
+                u.status is not UnitStatus.AVAILABLE
+                or need.capability not in u.capabilities
+                or u.id in chosen
+                or u.position_at is None
+                or (NOW - u.position_at).total_seconds() > stale_s
+            ):
+                continue
+            ux, uy = PROJECTOR.to_metres(u.lat, u.lng)  # type: ignore[arg-type]
+            d = ((ux - x) ** 2 + (uy - y) ** 2) ** 0.5
+            scored.append((ETA.eta_s(d, u.unit_type), u.id))
+        scored.sort()
+        picked = scored[: need.count]
+        chosen.update(uid for _, uid in picked)
+        out[need.capability] = [round(e) for e, _ in picked]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_recommendation_matches_brute_force(seed: int) -> None:
+    rng = random.Random(seed)
+    units = random_fleet(rng, rng.choice([20, 200, 1500]))
+    directory = UnitDirectory(PROJECTOR)
+    directory.load(units)
+    # Move some units after the load, so the indexes' overlays are exercised too.
+    for unit in rng.sample(units, k=min(15, len(units))):
+        if unit.position_at is not None:
+            directory.apply_position(
+                unit.id, 51.3 + rng.random() * 0.4, -0.5 + rng.random() * 0.7, NOW
+            )
+    lat, lng = 51.3 + rng.random() * 0.4, -0.5 + rng.random() * 0.7
+    needs = rng.choice(
+        [
+            [Need("response", 1)],
+            [Need("response", 2)],
+            [Need("armed", 2), Need("response", 1)],
+            [Need("dog", 1), Need("response", 2)],
+            [Need("traffic", 1), Need("response", 1)],
+        ]
+    )
+    stale_s = 1800
+    rec = recommend(directory, lat, lng, needs, ETA, NOW, stale_after_s=stale_s, alternatives=2)
+    got: dict[str, list[float]] = {}
+    for cand in rec.recommended:
+        assert cand.fills is not None
+        got.setdefault(cand.fills, []).append(cand.eta_s)
+    expected = brute_force(units, lat, lng, needs, stale_s, directory)
+    for need in needs:
+        assert sorted(got.get(need.capability, [])) == sorted(expected[need.capability]), (
+            seed,
+            need,
+        )
+        short = need.count - len(expected[need.capability])
+        assert any(need.capability in s for s in rec.shortfalls) == (short > 0)
+    # Nothing recommended is stale, busy or lacking the capability it fills.
+    for cand in rec.recommended:
+        unit = directory.units[cand.unit_id]
+        assert unit.status is UnitStatus.AVAILABLE
+        assert cand.fills in unit.capabilities
+        assert cand.position_age_s is not None and cand.position_age_s <= stale_s
+    assert len({c.unit_id for c in rec.recommended}) == len(rec.recommended)
+
+
+def test_shortfall_explains_stale_and_busy_units() -> None:
+    units = [
+        UnitState(
+            1,
+            "T1",
+            "armed_response",
+            frozenset({"armed", "response"}),
+            UnitStatus.AVAILABLE,
+            51.50,
+            -0.12,
+            NOW - timedelta(seconds=30),
+        ),
+        UnitState(
+            2,
+            "T2",
+            "armed_response",
+            frozenset({"armed", "response"}),
+            UnitStatus.AVAILABLE,
+            51.51,
+            -0.12,
+            NOW - timedelta(hours=2),
+        ),
+        UnitState(
+            3,
+            "T3",
+            "armed_response",
+            frozenset({"armed", "response"}),
+            UnitStatus.AVAILABLE,
+            51.52,
+            -0.12,
+            NOW - timedelta(hours=3),
+        ),
+        UnitState(
+            4,
+            "T4",
+            "armed_response",
+            frozenset({"armed", "response"}),
+            UnitStatus.EN_ROUTE,
+            51.50,
+            -0.13,
+            NOW,
+            incident_id=9,
+            incident_grade="S",
+        ),
+    ]
+    directory = UnitDirectory(PROJECTOR)
+    directory.load(units)
+    rec = recommend(directory, 51.5, -0.12, [Need("armed", 2)], ETA, NOW, grade="I")
+    assert [c.callsign for c in rec.recommended] == ["T1"]
+    assert rec.shortfalls == [
+        "2 armed needed, 1 available; 2 more have positions older than 30 min; 1 busy on other jobs"
+    ]
+    divert = [c for c in rec.alternatives if c.divert_from is not None]
+    assert [c.callsign for c in divert] == ["T4"]
+    assert "divert" in divert[0].label
+
+
+def test_index_freshness_is_immediate() -> None:
+    unit = UnitState(
+        1, "A1", "response_car", frozenset({"response"}), UnitStatus.AVAILABLE, 51.60, -0.10, NOW
+    )
+    other = UnitState(
+        2, "A2", "response_car", frozenset({"response"}), UnitStatus.AVAILABLE, 51.45, -0.10, NOW
+    )
+    directory = UnitDirectory(PROJECTOR)
+    directory.load([unit, other])
+    first = recommend(directory, 51.45, -0.10, [Need("response", 1)], ETA, NOW)
+    assert first.recommended[0].callsign == "A2"
+    # A1 drives next to the incident; A2 goes on a job: the very next query sees both.
+    directory.apply_position(1, 51.4501, -0.1001, NOW + timedelta(seconds=1))
+    directory.apply_status(2, UnitStatus.DISPATCHED, 7, "S")
+    second = recommend(directory, 51.45, -0.10, [Need("response", 1)], ETA, NOW)
+    assert second.recommended[0].callsign == "A1"
+    assert second.recommended[0].distance_m < 20
+    # An older report arriving late does not move the unit back.
+    assert not directory.apply_position(1, 51.60, -0.10, NOW)
