@@ -68,6 +68,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         projector = Projector(settings.epsg)
         async with pool.acquire() as conn:
             areas = await load_active(conn, projector)
+            deployment = await conn.fetchval("SELECT id::text FROM deployment")
+        # Streams and channels carry this database's identity: a recreated database never
+        # reads the events of its predecessor left in Redis.
+        stream_prefix = f"{settings.redis_prefix}:{deployment[:8]}"
         catalogue = load_catalogue()
         state = AppState(
             settings=settings,
@@ -81,10 +85,11 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             eta=KolesarEta(),
             directory=UnitDirectory(projector),
             plans=plans_from_catalogue(catalogue),
+            stream_prefix=stream_prefix,
         )
         state.limiter = RateLimiter(redis, settings.redis_prefix, settings.rate_limit_per_min)
-        state.hub = Hub(pool, redis, settings.redis_prefix, queue_max=settings.ws_queue_max)
-        state.fleet = FleetSync(state.directory, pool, redis, settings.redis_prefix)
+        state.hub = Hub(pool, redis, stream_prefix, queue_max=settings.ws_queue_max)
+        state.fleet = FleetSync(state.directory, pool, redis, stream_prefix)
         state.hub.add_listener(state.fleet.on_event)
         await state.fleet.start()
         await state.hub.start()

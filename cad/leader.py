@@ -81,7 +81,7 @@ class Leader:
     async def _lead(self, conn: asyncpg.Connection) -> None:
         tasks = [
             asyncio.create_task(
-                run_relay(conn, self.state.redis, self.state.settings.redis_prefix)
+                run_relay(conn, self.state.redis, self.state.stream_prefix)
             ),
             asyncio.create_task(self._engine_loop()),
         ]

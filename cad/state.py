@@ -41,6 +41,8 @@ class AppState:
     leader: Leader | None = None
     limiter: RateLimiter | None = None
     areas_geojson: dict[str, object] | None = None
+    # Redis prefix for streams and channels: CAD_REDIS_PREFIX plus this database's id.
+    stream_prefix: str = "cad"
 
 
 def plans_from_catalogue(catalogue: dict[str, IncidentType]) -> dict[str, list[Need]]:

@@ -43,14 +43,34 @@ async def check_timers(transaction: Transaction, emit: Emit, state: Any) -> tupl
             if alarm_id is None:
                 continue
             raised += 1
+            data: dict[str, Any] = {
+                "alarm_id": alarm_id,
+                "kind": row["kind"],
+                "message": row["message"],
+            }
+            if row["kind"] == "ack_timeout":
+                # Two-phase dispatch: the unit never acknowledged, so offer the next one.
+                data["next_recommendation"] = await _next_unit(
+                    conn, state, row["incident_id"], row["unit_id"]
+                )
             await emit(
                 conn,
                 "alarm.raised",
                 TIMER_ACTOR,
                 incident_id=row["incident_id"],
                 unit_id=row["unit_id"],
-                data={"alarm_id": alarm_id, "kind": row["kind"], "message": row["message"]},
+                data=data,
             )
     if raised or cleared:
         log.info("timers.checked", raised=raised, cleared=cleared)
     return raised, cleared
+
+
+async def _next_unit(
+    conn: Any, state: Any, incident_id: int, silent_unit: int
+) -> dict[str, Any] | None:
+    from cad.units.service import recommendations
+
+    rec = await recommendations(conn, state, incident_id, frozenset({silent_unit}))
+    best: dict[str, Any] | None = rec["recommended"][0] if rec["recommended"] else None
+    return best

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Response
 
 from cad.calls import service
 from cad.calls.schemas import CallIn, GradePreviewIn
@@ -37,17 +37,21 @@ async def record_call(
                 idempotency.request_hash(body.model_dump(mode="json")),
             )
             if replay is not None:
-                return JSON(
-                    replay.body,
+                return Response(
+                    replay.content,
                     status_code=replay.status_code,
+                    media_type="application/json",
                     headers={"Idempotent-Replay": "true"},
                 )
         result = await service.record_call(conn, state, body, principal.user_id, principal.actor)
+        response = JSON(result, status_code=201)
         if idempotency_key is not None:
-            await idempotency.finish(conn, principal.user_id, idempotency_key, 201, result)
+            await idempotency.finish(
+                conn, principal.user_id, idempotency_key, 201, bytes(response.body)
+            )
     incident = result.get("incident")
     CALLS_ACCEPTED.labels(incident["grade"] if incident else "none").inc()
-    return JSON(result, status_code=201)
+    return response
 
 
 @router.post("/grade-preview", response_class=JSON)

@@ -16,7 +16,7 @@ from cad.idempotency import repository as repo
 @dataclass(frozen=True, slots=True)
 class Replay:
     status_code: int
-    body: Any
+    content: bytes
 
 
 def request_hash(body: Any) -> str:
@@ -41,10 +41,16 @@ async def begin(
             "Idempotency-Key",
             "this key was already used for a different request; use a new key",
         )
-    return Replay(row["status_code"], row["response"])
+    stored = row["response"]
+    if isinstance(stored, str):
+        return Replay(row["status_code"], stored.encode())
+    # A row saved before answers were kept verbatim: the same content, keys re-ordered.
+    return Replay(row["status_code"], orjson.dumps(stored, option=orjson.OPT_NON_STR_KEYS))
 
 
 async def finish(
-    conn: asyncpg.Connection, user_id: int, key: str, status_code: int, body: Any
+    conn: asyncpg.Connection, user_id: int, key: str, status_code: int, content: bytes
 ) -> None:
-    await repo.save(conn, user_id, key, status_code, body)
+    """Keep the answer exactly as sent, as a JSON string inside the jsonb column: jsonb
+    re-orders object keys, and a retry must get the first answer byte for byte."""
+    await repo.save(conn, user_id, key, status_code, content.decode())
