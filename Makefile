@@ -38,10 +38,7 @@ setup: venv services console-deps migrate
 
 # API + consoles + relay + engine on http://$(HOST):$(PORT), with simulated units driving.
 run: setup seed
-	@echo "Consoles: http://$(HOST):$(PORT)/console/   API docs: http://$(HOST):$(PORT)/docs"
-	@trap 'kill 0' EXIT INT TERM; \
-	$(BIN)/cad simulate --url http://$(HOST):$(PORT) --calls-per-min 4 --speedup 4 & \
-	$(BIN)/cad serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+	@HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) BIN=$(BIN) bash scripts/run.sh
 
 lint: venv
 	$(BIN)/ruff check .

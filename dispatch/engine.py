@@ -38,14 +38,32 @@ class Action:
 
 
 def remaining_needs(plan: Sequence[Need], assigned_caps: Sequence[frozenset[str]]) -> list[Need]:
-    """The plan less what the units already on it cover (each unit covers one need)."""
-    left = {n.capability: n.count for n in plan}
-    for caps in assigned_caps:
-        for cap in sorted(caps, key=lambda c: left.get(c, 0) <= 0):
-            if left.get(cap, 0) > 0:
-                left[cap] -= 1
-                break
-    return [Need(c, n) for c, n in left.items() if n > 0]
+    """The plan less what the units already on it cover (each unit covers one need).
+
+    A maximum matching of units to the plan's places, so the answer does not depend on
+    the order units are listed in: an armed unit counts as the armed place, not as one of
+    the response places that a plain car could fill.
+    """
+    slots = [n.capability for n in plan for _ in range(n.count)]
+    holder: list[int | None] = [None] * len(slots)
+
+    def place(unit: int, seen: set[int]) -> bool:
+        for i, cap in enumerate(slots):
+            if cap in assigned_caps[unit] and i not in seen:
+                seen.add(i)
+                current = holder[i]
+                if current is None or place(current, seen):
+                    holder[i] = unit
+                    return True
+        return False
+
+    for unit in range(len(assigned_caps)):
+        place(unit, set())
+    left: dict[str, int] = {}
+    for i, cap in enumerate(slots):
+        if holder[i] is None:
+            left[cap] = left.get(cap, 0) + 1
+    return [Need(n.capability, left[n.capability]) for n in plan if left.get(n.capability)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,3 +57,8 @@ def test_remaining_needs() -> None:
     assert remaining_needs(plan, [armed, armed]) == [Need("response", 1)]
     assert remaining_needs(plan, [armed, armed, car]) == []
     assert remaining_needs(plan, [car, car]) == [Need("armed", 2)]
+    # Whatever order the units come in, an armed unit fills the armed place.
+    knife = [Need("armed", 1), Need("response", 2)]
+    for order in ([armed, car, car], [car, armed, car], [car, car, armed]):
+        assert remaining_needs(knife, order) == []
+    assert remaining_needs(knife, [armed, car]) == [Need("response", 1)]
