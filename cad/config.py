@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     db_pool_min: int = 2
     db_pool_max: int = 20
     db_command_timeout_s: float = 10.0
+    # How long a request waits for a free connection before answering 503.
+    db_acquire_timeout_s: float = 10.0
     # Projected CRS for distances in metres (British National Grid by default).
     epsg: int = 27700
     # Grades the engine dispatches by itself.

@@ -31,7 +31,7 @@ StateDep = Annotated["AppState", Depends(get_state)]
 @asynccontextmanager
 async def tx(state: AppState) -> AsyncIterator[asyncpg.Connection]:
     """The one place a command's transaction is opened and committed."""
-    async with transaction(state.pool) as conn:
+    async with transaction(state.pool, state.settings.db_acquire_timeout_s) as conn:
         yield conn
 
 

@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from redis.asyncio import Redis
 from cad.app import create_app
 from cad.config import Settings
 from cad.db.migrate import migrate
-from cad.db.pool import connect
+from cad.db.pool import connect, transaction
 from cad.seed import DEMO_USERS, seed_demo
 from gis.areas import AreaSet
 
@@ -151,6 +152,12 @@ class Api:
     @property
     def state(self) -> Any:
         return self.app.state.cad
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction on the app's pool, as the engine and timers take them."""
+        async with transaction(self.state.pool) as conn:
+            yield conn
 
 
 async def start_api(settings: Settings, background: bool) -> tuple[Any, Any, httpx.AsyncClient]:

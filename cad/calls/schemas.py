@@ -5,7 +5,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Text = Annotated[str, Field(max_length=4000)]
 
@@ -87,13 +94,23 @@ class CallIn(BaseModel):
             raise ValueError("must include a timezone (e.g. 2026-11-26T10:00:00Z)")
         return v
 
-    @model_validator(mode="after")
-    def _consistent(self) -> CallIn:
-        if self.outcome and self.link_to:
-            raise ValueError("a call is either linked to an incident or ends with an outcome")
-        if self.received_at and self.answered_at and self.answered_at < self.received_at:
+    # Field validators, not a model validator, so the 422 names the field at fault rather
+    # than "body". Fields validate in declaration order: link_to and received_at are in
+    # info.data by now (absent if they themselves failed).
+    @field_validator("answered_at")
+    @classmethod
+    def _after_received(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        received = info.data.get("received_at")
+        if v is not None and received is not None and v < received:
             raise ValueError("answered_at is before received_at")
-        return self
+        return v
+
+    @field_validator("outcome")
+    @classmethod
+    def _not_linked(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v and info.data.get("link_to"):
+            raise ValueError("a call is either linked to an incident or ends with an outcome")
+        return v
 
 
 class GradePreviewIn(BaseModel):

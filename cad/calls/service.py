@@ -135,6 +135,11 @@ async def record_call(
     answered = body.answered_at or received
     if received > now + timedelta(minutes=1):
         raise Invalid("received_at", "is in the future")
+    if answered > now + timedelta(minutes=1):
+        raise Invalid("answered_at", "is in the future")
+    # received_at defaults to now: an earlier answered_at alone would be stored out of order.
+    if answered < received:
+        raise Invalid("answered_at", "is before received_at (give received_at as well)")
     area = state.areas.area_for(lat, lng)
     area_code = area.code if area else None
     duplicates = await possible_duplicates(

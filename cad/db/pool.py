@@ -61,9 +61,11 @@ DB_DOWN_OR_SLOW: tuple[type[BaseException], ...] = (*DB_DOWN_ERRORS, TimeoutErro
 
 
 @asynccontextmanager
-async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+async def transaction(
+    pool: asyncpg.Pool, acquire_timeout_s: float = 10.0
+) -> AsyncIterator[asyncpg.Connection]:
     try:
-        conn_cm = pool.acquire(timeout=5)
+        conn_cm = pool.acquire(timeout=acquire_timeout_s)
         conn = await conn_cm.__aenter__()
     except DB_DOWN_OR_SLOW as exc:
         raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from cad.db.pool import transaction
+from cad.deps import tx
 from cad.errors import Conflict, Forbidden, Invalid, NotFound
 from cad.events.writer import append_event
 from cad.incidents.service import get_or_404, record_dict
@@ -78,7 +78,7 @@ async def assign(
     state: AppState, incident_id: int, unit_id: int, divert: bool, actor: str
 ) -> dict[str, Any]:
     try:
-        async with transaction(state.pool) as conn:
+        async with tx(state) as conn:
             divert_from = None
             if divert:
                 held = await dispatch_repo.open_assignment_for_unit(conn, unit_id)
@@ -95,7 +95,7 @@ async def assign(
             )
     except dispatch_service.UnitUnavailable as exc:
         ASSIGN_CONFLICTS.inc()
-        async with transaction(state.pool) as conn:
+        async with tx(state) as conn:
             nxt = await recommendations(conn, state, incident_id, frozenset({unit_id}))
         best = nxt["recommended"][0] if nxt["recommended"] else None
         raise Conflict(exc.detail, next_recommendation=best, **exc.extra) from exc

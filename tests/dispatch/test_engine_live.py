@@ -52,20 +52,9 @@ async def test_extended_grade_waits_for_a_dispatcher(live_api: Api) -> None:
 
 
 async def timers(api: Api, **overrides: Any) -> tuple[int, int]:
-    from contextlib import asynccontextmanager
-
-    from cad.db.pool import transaction
-
-    state = api.state
     for k, v in overrides.items():
-        object.__setattr__(state.settings, k, v)
-
-    @asynccontextmanager
-    async def tx():  # type: ignore[no-untyped-def]
-        async with transaction(state.pool) as conn:
-            yield conn
-
-    return await check_timers(tx, append_event, state)
+        setattr(api.state.settings, k, v)
+    return await check_timers(api.tx, append_event, api.state)
 
 
 async def test_unacknowledged_assignment_raises_alarm_and_offers_next_unit(api: Api) -> None:
