@@ -19,7 +19,7 @@ from cad.alarms.service import check_timers
 from cad.db.pool import connect, transaction
 from cad.events.relay import run_relay
 from cad.events.writer import Event, append_event
-from dispatch.engine import run_once
+from dispatch.engine import EngineMemory, run_once
 
 log = structlog.get_logger(__name__)
 
@@ -80,9 +80,7 @@ class Leader:
 
     async def _lead(self, conn: asyncpg.Connection) -> None:
         tasks = [
-            asyncio.create_task(
-                run_relay(conn, self.state.redis, self.state.stream_prefix)
-            ),
+            asyncio.create_task(run_relay(conn, self.state.redis, self.state.stream_prefix)),
             asyncio.create_task(self._engine_loop()),
         ]
         try:
@@ -103,11 +101,15 @@ class Leader:
         settings = self.state.settings
         last_timers = 0.0
         loop = asyncio.get_running_loop()
+        memory = EngineMemory()
         while True:
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout=settings.engine_interval_s)
             except TimeoutError:
                 pass
+            # Under a burst, wake-ups come faster than passes: let them gather briefly so
+            # one pass plans many new incidents (still well inside "within a second").
+            await asyncio.sleep(0.05)
             self.wake.clear()
             try:
                 grades = [g for g in ("I", "S", "E") if g in settings.auto_grades]
@@ -122,6 +124,7 @@ class Leader:
                         grades=grades,
                         stale_after_s=settings.stale_position_s,
                         divert_min_saving_s=settings.divert_min_saving_s,
+                        memory=memory,
                     )
                 if loop.time() - last_timers >= 5.0:
                     last_timers = loop.time()

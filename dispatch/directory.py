@@ -28,6 +28,9 @@ class UnitDirectory:
         self.available: dict[str, UnitIndex] = {}
         self.busy: dict[str, UnitIndex] = {}
         self._xy: dict[int, tuple[float, float]] = {}
+        # Counts units becoming available: an incident that could not be served has no
+        # better chance until this moves, so the engine need not plan it again.
+        self.available_epoch = 0
 
     def __len__(self) -> int:
         return len(self.units)
@@ -50,6 +53,7 @@ class UnitDirectory:
                     target.setdefault(cap, []).append((unit.id, x, y))
         self.available = {}
         self.busy = {}
+        self.available_epoch += 1
         for caps, indexes in ((avail, self.available), (busy, self.busy)):
             for cap, items in caps.items():
                 index = UnitIndex()
@@ -95,6 +99,8 @@ class UnitDirectory:
         old = self.units.get(unit.id)
         if old is not None:
             self._unindex(old)
+        if unit.status is UnitStatus.AVAILABLE:
+            self.available_epoch += 1
         self.units[unit.id] = unit
         if unit.lat is not None and unit.lng is not None:
             self._xy[unit.id] = self.projector.to_metres(unit.lat, unit.lng)
@@ -134,6 +140,8 @@ class UnitDirectory:
         if unit is None:
             return
         self._unindex(unit)
+        if status is UnitStatus.AVAILABLE and unit.status is not UnitStatus.AVAILABLE:
+            self.available_epoch += 1
         unit.status = status
         unit.incident_id = incident_id if status in ON_JOB else None
         unit.incident_grade = incident_grade if status in ON_JOB else None

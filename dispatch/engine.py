@@ -102,6 +102,7 @@ def plan_actions(
             alternatives=0,
             exclude=frozenset(taken),
             include_busy=False,
+            explain=False,
         )
         for cand in rec.recommended:
             taken.add(cand.unit_id)
@@ -142,6 +143,14 @@ def plan_actions(
 Transaction = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
 
 
+@dataclass
+class EngineMemory:
+    """What the last pass could not serve, and the fleet's availability epoch then."""
+
+    epoch: int = -1
+    short: frozenset[tuple[int, tuple[Need, ...]]] = frozenset()
+
+
 async def run_once(
     transaction: Transaction,
     emit: Emit,
@@ -153,8 +162,13 @@ async def run_once(
     grades: Sequence[str],
     stale_after_s: int,
     divert_min_saving_s: int,
+    memory: EngineMemory | None = None,
 ) -> list[Action]:
-    """One pass over the queue; returns the assignments that committed."""
+    """One pass over the queue; returns the assignments that committed.
+
+    With ``memory``, incidents left short by the last pass with the same needs are not
+    planned again until a unit has become available (or a non-I grade: diverts depend on
+    other jobs, so I-grade incidents are always planned)."""
     async with transaction() as conn:
         rows = await repo.pending_queue(conn, list(grades))
     queue: list[QueueItem] = []
@@ -164,15 +178,33 @@ async def run_once(
         needs = remaining_needs(plan, caps)
         if needs:
             queue.append(QueueItem(row["id"], row["grade"], row["lat"], row["lng"], tuple(needs)))
-    done: list[Action] = []
-    for action in plan_actions(
-        queue,
+    if memory is not None:
+        unchanged = memory.epoch == directory.available_epoch
+        planned = [
+            item
+            for item in queue
+            if not unchanged
+            or item.grade == "I"
+            or (item.incident_id, item.needs) not in memory.short
+        ]
+        memory.epoch = directory.available_epoch
+    else:
+        planned = queue
+    actions = plan_actions(
+        planned,
         directory,
         eta,
         now,
         stale_after_s=stale_after_s,
         divert_min_saving_s=divert_min_saving_s,
-    ):
+    )
+    if memory is not None:
+        served = {a.incident_id for a in actions}
+        memory.short = frozenset(
+            (item.incident_id, item.needs) for item in queue if item.incident_id not in served
+        )
+    done: list[Action] = []
+    for action in actions:
         try:
             async with transaction() as conn:
                 divert_assignment = None

@@ -100,8 +100,12 @@ def recommend(
     alternatives: int = 3,
     exclude: frozenset[int] = frozenset(),
     include_busy: bool = True,
+    explain: bool = True,
 ) -> Recommendation:
-    """Fill each need with the best-ETA available units; explain any shortfall."""
+    """Fill each need with the best-ETA available units; explain any shortfall.
+
+    ``explain=False`` (the engine) states a shortfall without counting why, which would
+    cost a pass over the whole fleet for every short incident."""
     x, y = directory.projector.to_metres(lat, lng)
     needs = [n for n in needs if n.count > 0]
     result = Recommendation(needs=list(needs))

@@ -323,7 +323,8 @@ async def record_positions(conn: asyncpg.Connection, reports: list[PositionRepor
     for r in reports:
         if r.unit_id not in newest or newest[r.unit_id].at <= r.at:
             newest[r.unit_id] = r
-    batch = list(newest.values())
+    # Row locks in id order: two overlapping batches can then never deadlock.
+    batch = sorted(newest.values(), key=lambda r: r.unit_id)
     return await repo.record_positions(
         conn,
         [r.unit_id for r in batch],

@@ -1,7 +1,7 @@
 """Per-worker fan-out of committed events to WebSocket consoles.
 
 Source of events, fastest first: the Redis stream the relay fills; if Redis is down or
-quiet, PostgreSQL itself (polled). Either way the hub hands out every committed event
+quiet, PostgreSQL itself (polled, never past the safe horizon: see horizon.py). Either way the hub hands out every committed event
 exactly once and in seq order: a jump in seq is filled from PostgreSQL before anything
 after it is delivered (a jump is usually a rolled-back seq, which the fill finds empty).
 
@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from cad.events import repository
+from cad.events.horizon import Horizon
 from cad.events.writer import Event
 
 log = structlog.get_logger(__name__)
@@ -38,18 +39,22 @@ def encode_event(event: Event) -> bytes:
     return orjson.dumps(event.to_dict())
 
 
+# An event with its JSON, encoded once per worker rather than once per console.
+Delivery = tuple[Event, bytes]
+
+
 @dataclass(eq=False)
 class Subscriber:
-    queue: asyncio.Queue[Event | None]
+    queue: asyncio.Queue[Delivery | None]
     max_size: int
     dropped_reason: str | None = None
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def offer(self, event: Event) -> bool:
+    def offer(self, delivery: Delivery) -> bool:
         if self.dropped_reason is not None:
             return False
         try:
-            self.queue.put_nowait(event)
+            self.queue.put_nowait(delivery)
             return True
         except asyncio.QueueFull:
             self.dropped_reason = (
@@ -82,6 +87,7 @@ class Hub:
         self.listeners: list[Listener] = []
         self.mode = "starting"
         self.ready = asyncio.Event()
+        self.horizon = Horizon()
         self._task: asyncio.Task[None] | None = None
 
     def subscribe(self) -> Subscriber:
@@ -98,7 +104,7 @@ class Hub:
 
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
-            self.last_seq = await repository.last_seq(conn)
+            self.last_seq = await self.horizon.wait(conn)
         self.ready.set()
         self._task = asyncio.create_task(self._run(), name="event-hub")
 
@@ -115,8 +121,10 @@ class Hub:
         if event.seq <= self.last_seq:
             return
         self.last_seq = event.seq
-        for sub in list(self.subscribers):
-            sub.offer(event)
+        if self.subscribers:
+            delivery = (event, encode_event(event))
+            for sub in list(self.subscribers):
+                sub.offer(delivery)
         for listener in self.listeners:
             try:
                 result = listener(event)
@@ -126,12 +134,15 @@ class Hub:
                 log.exception("hub.listener_failed", seq=event.seq)
 
     async def _fill_from_db(self, before: int | None = None) -> int:
-        """Deliver what PostgreSQL has after last_seq (and before ``before``, if given)."""
+        """Deliver what PostgreSQL has after last_seq: up to ``before`` (exclusive) when
+        the relay has already vouched for it, else up to the safe horizon."""
         async with self.pool.acquire() as conn:
             if before is None:
-                events = await repository.events_after(conn, self.last_seq, 1000)
-            else:
-                events = await repository.events_between(conn, self.last_seq, before)
+                safe = await self.horizon.advance(conn)
+                if safe <= self.last_seq:
+                    return 0
+                before = min(safe, self.last_seq + 1000) + 1
+            events = await repository.events_between(conn, self.last_seq, before)
         for event in events:
             await self._deliver(event)
         return len(events)

@@ -1,9 +1,9 @@
-"""The relay: committed events from PostgreSQL into the Redis stream, in seq order.
+"""The relay: final events from PostgreSQL into the Redis stream, in seq order.
 
-Run by the elected leader on its own dedicated connection (LISTEN does not survive a
-trip through the pool). A NOTIFY wakes it; a one-second poll on the same connection
-both catches anything a notification missed and notices a dead connection, which ends
-the loop so the caller re-elects and reconnects.
+Run by the elected leader on its own dedicated connection. It polls the safe horizon
+(see horizon.py) every few milliseconds, which also notices a dead connection and ends
+the loop so the caller re-elects and reconnects. Nothing is written to PostgreSQL to wake
+it: a NOTIFY in every command would serialise all commits on PostgreSQL's notify queue.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from cad.events import repository
+from cad.events.horizon import Horizon
 from cad.events.hub import encode_event, stream_key
-from cad.events.writer import NOTIFY_CHANNEL
 
 log = structlog.get_logger(__name__)
 
 STREAM_MAXLEN = 20_000
+BATCH = 500
 
 
 async def _stream_last_seq(redis: Redis, key: str) -> int | None:
@@ -34,57 +35,47 @@ async def _stream_last_seq(redis: Redis, key: str) -> int | None:
 
 
 async def run_relay(
-    conn: asyncpg.Connection, redis: Redis, prefix: str, interval_s: float = 1.0
+    conn: asyncpg.Connection, redis: Redis, prefix: str, interval_s: float = 0.005
 ) -> None:
     key = stream_key(prefix)
-    wake = asyncio.Event()
-
-    def on_notify(*_args: object) -> None:
-        wake.set()
-
-    await conn.add_listener(NOTIFY_CHANNEL, on_notify)
-    try:
-        last: int | None = None
-        while True:
-            if last is None:
-                try:
-                    last = await _stream_last_seq(redis, key)
-                    if last is None:
-                        # Empty stream (first start, or Redis lost it): start at the head.
-                        # Hubs fill any jump from PostgreSQL, so nothing is lost.
-                        last = await repository.last_seq(conn)
-                except (RedisError, OSError):
-                    last = None
-            events = await repository.events_after(conn, last or 0, 500) if last is not None else []
-            if events:
-                try:
-                    pipe = redis.pipeline(transaction=False)
-                    for event in events:
-                        pipe.xadd(
-                            key,
-                            {"e": encode_event(event)},
-                            id=f"{event.seq}-0",
-                            maxlen=STREAM_MAXLEN,
-                            approximate=True,
-                        )
-                    await pipe.execute(raise_on_error=False)
-                    last = events[-1].seq
-                except ResponseError:
-                    # Another relay got there first (brief split brain): re-read position.
-                    last = None
-                except (RedisError, OSError) as exc:
-                    log.warning("relay.redis_down", error=type(exc).__name__)
-                    last = None
-                    await asyncio.sleep(interval_s)
-                if len(events) == 500:
-                    continue
-            wake.clear()
+    horizon = Horizon()
+    await horizon.wait(conn)
+    last: int | None = None
+    idle_s = interval_s
+    while True:
+        if last is None:
             try:
-                await asyncio.wait_for(wake.wait(), timeout=interval_s)
-            except TimeoutError:
-                pass
-    finally:
-        try:
-            await conn.remove_listener(NOTIFY_CHANNEL, on_notify)
-        except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
-            pass
+                last = await _stream_last_seq(redis, key)
+                if last is None or last > horizon.safe:
+                    # Empty stream (first start, or Redis lost it), or one from before a
+                    # restore: start at the horizon. Hubs fill any jump from PostgreSQL.
+                    last = horizon.safe
+            except (RedisError, OSError):
+                last = None
+        safe = await horizon.advance(conn)
+        if last is not None and safe > last:
+            events = await repository.events_between(conn, last, min(safe, last + BATCH) + 1)
+            try:
+                pipe = redis.pipeline(transaction=False)
+                for event in events:
+                    pipe.xadd(
+                        key,
+                        {"e": encode_event(event)},
+                        id=f"{event.seq}-0",
+                        maxlen=STREAM_MAXLEN,
+                        approximate=True,
+                    )
+                await pipe.execute()
+                last = min(safe, last + BATCH)
+                idle_s = interval_s
+                continue
+            except ResponseError:
+                # Another relay got there first (brief split brain): re-read the position.
+                last = None
+            except (RedisError, OSError) as exc:
+                log.warning("relay.redis_down", error=type(exc).__name__)
+                last = None
+                await asyncio.sleep(1.0)
+        # Busy: look again soon. Quiet: back off, to at most 50 ms of added latency.
+        await asyncio.sleep(idle_s)
+        idle_s = min(idle_s * 2, 0.05)

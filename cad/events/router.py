@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Annotated, Any
 
@@ -11,10 +10,12 @@ import structlog
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
 from cad.auth.security import Principal, Role, decode_token
-from cad.db.pool import DB_DOWN_ERRORS
+from cad.db.pool import DB_DOWN_ERRORS, DB_DOWN_OR_SLOW
 from cad.deps import Staff, StateDep, tx
-from cad.errors import CADError
+from cad.errors import CADError, Unavailable
 from cad.events import repository
+from cad.events.horizon import Horizon
+from cad.events.hub import encode_event
 from cad.events.writer import Event
 from cad.http import JSON
 from cad.observability import EVENTS_FANNED, WS_CLIENTS_DROPPED
@@ -34,11 +35,17 @@ async def list_events(
     since: Annotated[int, Query(ge=0, lt=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> Any:
-    """Events after ``since``, in seq order: the consoles' catch-up and the polling fallback."""
-    async with tx(state) as conn:
-        events = await repository.events_after(conn, since, limit)
-        head = await repository.last_seq(conn)
-    return {"events": [e.to_dict() for e in events], "last_seq": head}
+    """Events after ``since``, in seq order: the consoles' catch-up and polling fallback.
+
+    Never past the safe horizon, so a client that pages with ``since=<last seq>`` can
+    never skip an event that commits late."""
+    try:
+        async with state.pool.acquire(timeout=state.settings.db_acquire_timeout_s) as conn:
+            safe = await Horizon().wait(conn)
+            events = await repository.events_between(conn, since, min(safe, since + limit) + 1)
+    except DB_DOWN_OR_SLOW as exc:
+        raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+    return {"events": [e.to_dict() for e in events], "last_seq": safe}
 
 
 class UnitFilter:
@@ -59,6 +66,9 @@ class UnitFilter:
 @router.websocket("/ws/events")
 async def events_ws(websocket: WebSocket, token: str = "", since: int | None = None) -> None:
     state: AppState = websocket.app.state.cad
+    # Accept before refusing: a browser sees a close code and reason (4401: sign in
+    # again), where a refused handshake would show only a bare failure.
+    await websocket.accept()
     try:
         principal: Principal = decode_token(token, state.settings.jwt_secret)
     except CADError as exc:
@@ -69,7 +79,6 @@ async def events_ws(websocket: WebSocket, token: str = "", since: int | None = N
         return
     hub = state.hub
     assert hub is not None
-    await websocket.accept()
     keep = (
         UnitFilter(principal.unit_id) if principal.role is Role.UNIT and principal.unit_id else None
     )
@@ -77,67 +86,55 @@ async def events_ws(websocket: WebSocket, token: str = "", since: int | None = N
     # the seq check below drops what both deliver.
     sub = hub.subscribe()
     last_sent = -1
-    sent = 0
 
-    async def send(event: Event) -> None:
-        nonlocal last_sent, sent
+    async def send(event: Event, payload: bytes | None = None) -> None:
+        nonlocal last_sent
         if event.seq <= last_sent:
             return
         last_sent = event.seq
         if keep is not None and not keep(event):
             return
-        await websocket.send_bytes(orjson.dumps(event.to_dict()))
-        sent += 1
+        await websocket.send_bytes(payload if payload is not None else encode_event(event))
 
-    reader = asyncio.create_task(_drain_client(websocket))
     try:
+        hello: dict[str, Any] = {"type": "hello", "mode": hub.mode}
         if since is None:
             last_sent = hub.last_seq
-            await websocket.send_text(
-                orjson.dumps({"type": "hello", "last_seq": last_sent, "mode": hub.mode}).decode()
-            )
+            hello["last_seq"] = last_sent
         else:
             last_sent = since
-            await websocket.send_text(
-                orjson.dumps({"type": "hello", "since": since, "mode": hub.mode}).decode()
-            )
-            while True:
-                async with tx(state) as conn:
-                    backlog = await repository.events_after(conn, last_sent, PAGE)
-                for event in backlog:
-                    await send(event)
-                if len(backlog) < PAGE:
-                    break
-        while True:
-            getter = asyncio.create_task(sub.queue.get())
-            closed = asyncio.create_task(sub.closed.wait())
-            done, _ = await asyncio.wait(
-                {getter, closed, reader}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if reader in done:
-                getter.cancel()
-                closed.cancel()
+            hello["since"] = since
+        await websocket.send_text(orjson.dumps(hello).decode())
+        # Catch up from PostgreSQL to where this worker's hub stands; everything after
+        # comes through the subscription, in order. The hub only ever stands at a safe
+        # horizon, so no smaller seq can turn up later.
+        upto = hub.last_seq
+        while last_sent < upto:
+            async with tx(state) as conn:
+                backlog = await repository.events_between(
+                    conn, last_sent, min(upto, last_sent + PAGE) + 1
+                )
+            if not backlog:
                 break
-            if getter in done:
-                closed.cancel()
-                item = getter.result()
-                if item is None:
-                    break
-                await send(item)
-                EVENTS_FANNED.inc()
-                continue
-            getter.cancel()
-            # Dropped: tell the client why and where to resume, then close.
+            for event in backlog:
+                await send(event)
+        while True:
+            item = await sub.queue.get()
+            batch = [item]
             while not sub.queue.empty():
-                pending = sub.queue.get_nowait()
-                if pending is not None:
-                    await send(pending)
-            WS_CLIENTS_DROPPED.inc()
-            log.warning("ws.dropped", reason=sub.dropped_reason, last_seq=last_sent)
-            await websocket.close(
-                code=4408, reason=f"{sub.dropped_reason}; last_seq={last_sent}"[:120]
-            )
-            break
+                batch.append(sub.queue.get_nowait())
+            for delivery in batch:
+                if delivery is None:
+                    return
+                await send(*delivery)
+            EVENTS_FANNED.inc(len(batch))
+            if sub.dropped_reason is not None:
+                WS_CLIENTS_DROPPED.inc()
+                log.warning("ws.dropped", reason=sub.dropped_reason, last_seq=last_sent)
+                await websocket.close(
+                    code=4408, reason=f"{sub.dropped_reason}; last_seq={last_sent}"[:120]
+                )
+                return
     except (WebSocketDisconnect, RuntimeError):
         pass
     except (*DB_DOWN_ERRORS, CADError) as exc:  # type: ignore[misc]
@@ -145,11 +142,3 @@ async def events_ws(websocket: WebSocket, token: str = "", since: int | None = N
             await websocket.close(code=1011, reason=f"catch-up failed: {type(exc).__name__}")
     finally:
         hub.unsubscribe(sub)
-        reader.cancel()
-
-
-async def _drain_client(websocket: WebSocket) -> None:
-    """Read (and ignore) what the client sends, to notice when it goes away."""
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        while True:
-            await websocket.receive_text()

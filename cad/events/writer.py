@@ -1,11 +1,11 @@
 """The event log writer every command uses: one event appended in the caller's transaction.
 
-Sequences hand out numbers at INSERT time, but transactions commit in any order, so a
-reader at "seq > N" could pass over a number that commits later. Drawing seq under a
-transaction-scoped advisory lock makes seq order equal commit order: a later seq is only
-drawn after every earlier one has committed or rolled back (a rollback leaves a permanent
-gap, never a late arrival). The lock is held from the append to the commit, so commands
-append their events last. Measured cost: see bench/results.
+Sequences hand out numbers when a row is inserted, but transactions commit in any order,
+so a reader at "seq > N" could pass over a number that commits later. Writers therefore
+hold a *shared* transaction-scoped advisory lock (the "marker") from before they draw a
+seq until they commit. Shared locks never wait for each other, so writers run in
+parallel; readers use the marker to find the highest seq below which nothing can still
+arrive (see ``horizon.py``) and never read past it.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from typing import Any
 
 import asyncpg
 
-# Arbitrary constant, chosen once: the key all event writers serialise on.
+# Arbitrary constant, chosen once: the advisory key of the writers' marker.
 EVENTS_LOCK_KEY = 0x0CAD_0E0E
-NOTIFY_CHANNEL = "cad_events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,24 +51,20 @@ async def append_event(
     unit_id: int | None = None,
     data: dict[str, Any] | None = None,
 ) -> Event:
-    """Append one event; it becomes visible (and is announced) when the caller commits."""
+    """Append one event; it becomes visible to readers once the caller commits."""
     if not conn.is_in_transaction():
         raise RuntimeError("append_event needs the caller's transaction")
     row = await conn.fetchrow(
-        """WITH lock AS (SELECT pg_advisory_xact_lock($1::bigint)),
-           ins AS (
-               INSERT INTO events (seq, type, incident_id, unit_id, actor, data)
-               SELECT nextval('events_seq_seq'), $2, $3, $4, $5, $6 FROM lock
-               RETURNING seq, at)
-           -- NOTIFY is delivered only on commit: listeners never see an uncommitted event.
-           SELECT seq, at, pg_notify($7, seq::text) FROM ins""",
+        """WITH marker AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($1::bigint))
+           INSERT INTO events (seq, type, incident_id, unit_id, actor, data)
+           SELECT nextval('events_seq_seq'), $2, $3, $4, $5, $6 FROM marker
+           RETURNING seq, at""",
         EVENTS_LOCK_KEY,
         type,
         incident_id,
         unit_id,
         actor,
         data or {},
-        NOTIFY_CHANNEL,
     )
     assert row is not None
     return Event(row["seq"], row["at"], type, incident_id, unit_id, actor, data or {})

@@ -13,13 +13,8 @@ GET_INCIDENT_FOR_UPDATE = GET_INCIDENT + " FOR UPDATE"
 
 
 async def next_ref_number(conn: asyncpg.Connection, day: date) -> int:
-    # Row lock on the day's counter until commit: numbers are unique and never reused.
-    value: int = await conn.fetchval(
-        """INSERT INTO incident_ref_counters (day, last_no) VALUES ($1, 1)
-           ON CONFLICT (day) DO UPDATE SET last_no = incident_ref_counters.last_no + 1
-           RETURNING last_no""",
-        day,
-    )
+    """The day's next reference number, from that day's sequence (it never waits)."""
+    value: int = await conn.fetchval("SELECT incident_ref_next($1)", day)
     return value
 
 

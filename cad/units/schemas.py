@@ -20,8 +20,8 @@ class StatusIn(BaseModel):
 class PositionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     unit_id: Annotated[int, Field(gt=0, lt=2**62)]
-    lat: Annotated[float, Field(ge=-90, le=90)]
-    lng: Annotated[float, Field(ge=-180, le=180)]
+    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+    lng: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
     at: datetime | None = None
 
     @field_validator("lat", "lng")

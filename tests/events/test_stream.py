@@ -15,6 +15,8 @@ import websockets
 
 from cad.config import Settings
 from cad.db.pool import connect
+from cad.events import repository
+from cad.events.horizon import Horizon
 from cad.events.hub import Hub
 from cad.events.writer import append_event
 from tests.conftest import Server, call_body, login, start_server
@@ -90,27 +92,34 @@ async def make_calls(url: str, token: str, n: int, writers: int = 4) -> None:
         await asyncio.gather(*(writer(w) for w in range(writers)))
 
 
-async def test_out_of_order_commits_cannot_reorder_seq(db_url: str) -> None:
-    """A later seq is drawn only after the earlier one's transaction has ended."""
-    first = await connect(db_url)
-    second = await connect(db_url)
+@pytest.mark.parametrize("first_outcome", ["commit", "rollback"])
+async def test_horizon_never_passes_an_event_still_in_flight(
+    db_url: str, first_outcome: str
+) -> None:
+    """seq 1 is drawn first but commits last: no reader may get past it until it ends."""
+    first, second, reader = [await connect(db_url) for _ in range(3)]
     try:
+        horizon = Horizon()
+        start = await horizon.wait(reader)
         tx1 = first.transaction()
         await tx1.start()
         e1 = await append_event(first, "first", "t")
-        tx2 = second.transaction()
-        await tx2.start()
-        await second.execute("SET LOCAL lock_timeout = '200ms'")
-        with pytest.raises(asyncpg.LockNotAvailableError):
-            await append_event(second, "second", "t")
-        await tx2.rollback()
-        await tx1.commit()
-        async with second.transaction():
+        async with second.transaction():  # writers never wait for each other
             e2 = await append_event(second, "second", "t")
         assert e2.seq > e1.seq
+        for _ in range(5):
+            assert await horizon.advance(reader) < e1.seq
+        with pytest.raises(TimeoutError):
+            await horizon.wait(reader, timeout_s=0.2)
+        await (tx1.commit() if first_outcome == "commit" else tx1.rollback())
+        safe = await horizon.wait(reader)
+        assert safe >= e2.seq > start
+        seen = [e.seq for e in await repository.events_between(reader, start, safe + 1)]
+        expected = [e1.seq, e2.seq] if first_outcome == "commit" else [e2.seq]
+        assert seen == expected
     finally:
-        await first.close()
-        await second.close()
+        for conn in (first, second, reader):
+            await conn.close()
 
 
 async def test_catch_up_then_live_exactly_once_under_concurrent_writers(server: Server) -> None:

@@ -1,0 +1,110 @@
+// Page furniture shared by the consoles: top bar, connection state, toast, formatting.
+import { ApiError, signOut } from "./api.js";
+
+export const $ = (sel, root = document) => root.querySelector(sel);
+export const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+export function esc(v) {
+  return String(v ?? "").replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c],
+  );
+}
+
+/** Fill the top bar: title, who is signed in, connection state, sign out. */
+export function topbar(title, s) {
+  const bar = $(".topbar");
+  bar.innerHTML = `
+    <h1>${esc(title)}</h1>
+    <span class="spacer"></span>
+    <span id="conn" class="conn" data-state="connecting" role="status" aria-live="polite"
+      title="Live event stream">connecting</span>
+    <span class="who">${esc(s.username)} · ${esc(s.role)}</span>
+    <button id="signout" type="button">Sign out</button>`;
+  $("#signout").addEventListener("click", signOut);
+}
+
+export function showConnState(state) {
+  const el = $("#conn");
+  if (!el) return;
+  el.dataset.state = state;
+  el.textContent = state;
+}
+
+let toastTimer;
+export function toast(message, kind = "ok", errors = []) {
+  const el = $("#toast");
+  if (!el) return;
+  el.className = `show ${kind}`;
+  el.innerHTML =
+    esc(message) +
+    (errors.length
+      ? `<ul>${errors.map((e) => `<li>${esc(e.field)}: ${esc(e.reason)}</li>`).join("")}</ul>`
+      : "");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (el.className = ""), kind === "error" ? 9000 : 4000);
+}
+
+export function showError(err) {
+  if (err instanceof ApiError) toast(err.message, "error", err.errors);
+  else toast(String(err && err.message ? err.message : err), "error");
+}
+
+export function fmtDuration(seconds) {
+  const neg = seconds < 0;
+  let s = Math.abs(Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  const body = h ? `${h}h${String(m).padStart(2, "0")}m` : `${m}:${String(s).padStart(2, "0")}`;
+  return (neg ? "-" : "") + body;
+}
+
+export function fmtTime(iso) {
+  if (!iso) return "";
+  return new Date(iso).toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+export function ageText(iso) {
+  return fmtDuration((Date.now() - new Date(iso).getTime()) / 1000);
+}
+
+/** Countdown to a target: amber under 5 minutes, red once breached. */
+export function countdownHtml(targetIso) {
+  if (!targetIso) return `<span class="countdown">—</span>`;
+  const left = (new Date(targetIso).getTime() - Date.now()) / 1000;
+  const cls = left < 0 ? "red" : left < 300 ? "amber" : "";
+  return `<span class="countdown ${cls}" data-target="${esc(targetIso)}">${fmtDuration(left)}</span>`;
+}
+
+/** Re-render every countdown on the page once a second. */
+export function tickCountdowns() {
+  setInterval(() => {
+    for (const el of $$(".countdown[data-target]")) {
+      const left = (new Date(el.dataset.target).getTime() - Date.now()) / 1000;
+      el.textContent = fmtDuration(left);
+      el.classList.toggle("red", left < 0);
+      el.classList.toggle("amber", left >= 0 && left < 300);
+    }
+  }, 1000);
+}
+
+export function gradeBadge(g) {
+  return g ? `<span class="grade grade-${esc(g)}" title="grade ${esc(g)}">${esc(g)}</span>` : "";
+}
+
+export function statusChip(st) {
+  return `<span class="chip st-${esc(st)}">${esc(String(st).replace("_", " "))}</span>`;
+}
+
+export const GRADE_ORDER = { I: 1, S: 2, E: 3, R: 4 };
+
+/** Run fn at most once per `ms`, after the calls stop (trailing). */
+export function debounce(fn, ms) {
+  let t;
+  return (...args) => {
+    clearTimeout(t);
+    t = setTimeout(() => fn(...args), ms);
+  };
+}

@@ -1,0 +1,331 @@
+// Call handler console: keyboard-first call entry with a live grade preview.
+import { ApiError, get, post, requireSession } from "./api.js";
+import {
+  $,
+  $$,
+  countdownHtml,
+  debounce,
+  esc,
+  gradeBadge,
+  showConnState,
+  showError,
+  tickCountdowns,
+  toast,
+  topbar,
+} from "./common.js";
+import { CadMap } from "./map.js";
+import { EventStream } from "./stream.js";
+
+const s = await requireSession(["call_handler", "supervisor", "admin"]);
+topbar("Call handling", s);
+tickCountdowns();
+
+const form = $("#call");
+const typeSel = $("#type");
+const typeFilter = $("#type-filter");
+let types = [];
+let dupList = []; // what Alt+1..5 links to
+let attempt = null; // {key, json}: the Idempotency-Key is reused only for the same body
+let busy = false;
+
+const map = new CadMap($("#map"), {
+  onClick(lat, lng) {
+    $("#lat").value = lat.toFixed(5);
+    $("#lng").value = lng.toFixed(5);
+    $("#source").value = "map";
+    map.setPin(lat, lng);
+    schedulePreview();
+  },
+});
+map.loadAreas().catch(showError);
+
+// The handler does not need live events, but the connection state shows the link is up.
+new EventStream({ onEvent: () => {}, onState: showConnState }).start();
+
+function fillTypes(filter = "") {
+  const f = filter.trim().toLowerCase();
+  const current = typeSel.value;
+  const list = types.filter(
+    (t) => !f || t.code.toLowerCase().includes(f) || t.name.toLowerCase().includes(f),
+  );
+  typeSel.innerHTML = list
+    .map((t) => `<option value="${esc(t.code)}">${esc(t.name)} (${esc(t.code)})</option>`)
+    .join("");
+  if (list.some((t) => t.code === current)) typeSel.value = current;
+  else if (f && list.length) typeSel.value = list[0].code;
+  else typeSel.selectedIndex = -1;
+}
+
+async function loadTypes() {
+  types = await get("/api/incident-types");
+  types.sort((a, b) => a.name.localeCompare(b.name));
+  fillTypes();
+}
+loadTypes().catch(showError);
+
+typeFilter.addEventListener("input", () => {
+  fillTypes(typeFilter.value);
+  schedulePreview();
+});
+typeFilter.addEventListener("keydown", (e) => {
+  if (e.key === "ArrowDown" || (e.key === "Enter" && !e.ctrlKey)) {
+    e.preventDefault();
+    if (typeSel.selectedIndex < 0 && typeSel.options.length) typeSel.selectedIndex = 0;
+    if (e.key === "ArrowDown") typeSel.focus();
+    else $("input[name=weapons]").focus();
+    schedulePreview();
+  }
+});
+typeSel.addEventListener("change", () => schedulePreview());
+
+function num(v) {
+  const t = String(v).trim();
+  if (t === "") return null;
+  const n = Number(t);
+  return Number.isFinite(n) ? n : NaN;
+}
+
+function riskBody() {
+  const risk = {};
+  for (const cb of $$("fieldset[data-field=risk] input[type=checkbox]")) {
+    if (cb.checked) risk[cb.name] = true;
+  }
+  for (const k of ["threat", "harm", "risk"]) {
+    const v = $(`#${k}`).value;
+    if (v) risk[k] = v;
+  }
+  return risk;
+}
+
+function locationBody() {
+  const lat = num($("#lat").value);
+  const lng = num($("#lng").value);
+  const address = $("#address").value.trim();
+  if (lat !== null || lng !== null) return { lat, lng };
+  if (address) return { address };
+  return null;
+}
+
+function callBody() {
+  const location = locationBody();
+  let source = $("#source").value;
+  if (location && location.address && source === "aml") source = "address";
+  return {
+    caller: { name: $("#caller-name").value.trim(), phone: $("#caller-phone").value.trim() },
+    location: location || {},
+    location_source: source,
+    incident_type: typeSel.value || "",
+    description: $("#description").value.trim(),
+    risk: riskBody(),
+  };
+}
+
+// ---- grade preview -------------------------------------------------------------------
+let previewSeq = 0;
+async function preview() {
+  const type = typeSel.value;
+  if (!type) {
+    $("#preview-body").innerHTML = `<span class="empty">Choose an incident type.</span>`;
+    renderDups([]);
+    return;
+  }
+  const body = { incident_type: type, risk: riskBody() };
+  const loc = locationBody();
+  if (loc && !Number.isNaN(loc.lat) && !Number.isNaN(loc.lng) && (loc.address ? loc.address.length >= 2 : true)) {
+    body.location = loc;
+  }
+  const mine = ++previewSeq;
+  try {
+    const p = await post("/api/calls/grade-preview", body);
+    if (mine !== previewSeq) return;
+    const target = p.target_s ? `attend within ${Math.round(p.target_s / 60)} min` : "no timed target";
+    $("#preview-body").innerHTML = `
+      <div data-grade="${esc(p.grade)}"><span class="grade grade-${esc(p.grade)} big">${esc(p.grade)}</span>
+      <strong>${esc(p.grade_name)}</strong> · ${esc(target)}${p.auto_dispatch ? " · auto-dispatch" : ""}</div>
+      <div class="reason">${esc(p.reason)} <span class="hint">(rule ${esc(p.rule)})</span></div>
+      ${p.area ? `<div class="hint">Area: ${esc(p.area)}</div>` : ""}`;
+    if (p.lat != null && body.location && body.location.address) map.setPin(p.lat, p.lng);
+    renderDups(p.possible_duplicates || []);
+  } catch (err) {
+    if (mine !== previewSeq) return;
+    // A location the server cannot resolve yet is normal while typing: grade without it.
+    if (body.location && err instanceof ApiError && err.status === 422) {
+      const errs = err.errors.filter((e) => e.field.startsWith("location"));
+      if (errs.length) {
+        $("#preview-body").innerHTML = `<span class="field-error">${esc(errs[0].reason)}</span>`;
+        renderDups([]);
+        return;
+      }
+    }
+    $("#preview-body").innerHTML = `<span class="field-error">${esc(err.message)}</span>`;
+  }
+}
+const schedulePreview = debounce(preview, 250);
+form.addEventListener("input", (e) => {
+  if (e.target !== typeFilter) schedulePreview();
+  clearFieldError(e.target.closest("[data-field]"));
+});
+form.addEventListener("change", () => schedulePreview());
+
+function renderDups(list) {
+  dupList = list.slice(0, 5);
+  const el = $("#dups");
+  if (!dupList.length) {
+    el.innerHTML = "";
+    return;
+  }
+  el.innerHTML = `<h2 style="margin-top:8px">Possible duplicates — link instead of a new incident</h2>
+    <ul class="dups">${dupList
+      .map(
+        (d, i) => `<li>
+          <button type="button" data-link="${d.id}" title="Link this call to ${esc(d.ref)}">
+            <kbd>Alt+${i + 1}</kbd> Link</button>
+          ${gradeBadge(d.grade)} <strong>${esc(d.ref)}</strong> ${esc(d.type_code)}
+          <span class="hint">${d.distance_m} m · ${Math.round(d.age_s / 60)} min ago · score ${d.score}</span>
+        </li>`,
+      )
+      .join("")}</ul>`;
+}
+$("#dups").addEventListener("click", (e) => {
+  const b = e.target.closest("button[data-link]");
+  if (b) submit(Number(b.dataset.link));
+});
+
+// ---- submit --------------------------------------------------------------------------
+function clearFieldError(fieldEl) {
+  if (!fieldEl) return;
+  fieldEl.classList.remove("invalid");
+  const fe = fieldEl.querySelector(".field-error");
+  if (fe) fe.textContent = "";
+}
+
+function clearErrors() {
+  for (const f of $$("[data-field]")) clearFieldError(f);
+  $("#form-error").textContent = "";
+}
+
+function showFieldErrors(err) {
+  let shown = 0;
+  let first = null;
+  for (const e of err.errors) {
+    let target = $(`[data-field="${CSS.escape(e.field)}"]`);
+    if (!target) {
+      // "location" or "caller" errors land on the first field of that group.
+      const head = e.field.split(".")[0];
+      target =
+        $(`[data-alias="${CSS.escape(head)}"]`) ||
+        $(`[data-field^="${CSS.escape(head)}"]`) ||
+        null;
+    }
+    if (!target) continue;
+    target.classList.add("invalid");
+    const fe = target.querySelector(".field-error");
+    if (fe) fe.textContent = e.reason;
+    shown += 1;
+    first = first || target;
+  }
+  if (first) {
+    const input = first.querySelector("input, select, textarea");
+    if (input) input.focus();
+  }
+  if (!shown) $("#form-error").textContent = err.message;
+}
+
+async function submit(linkTo = null) {
+  if (busy) return;
+  clearErrors();
+  const body = callBody();
+  if (linkTo) body.link_to = linkTo;
+  if (!body.incident_type) {
+    showFieldErrors(new ApiError(422, { detail: "choose an incident type", errors: [{ field: "incident_type", reason: "choose an incident type" }] }));
+    return;
+  }
+  const json = JSON.stringify(body);
+  if (!attempt || attempt.json !== json) attempt = { key: crypto.randomUUID(), json };
+  busy = true;
+  $("#submit").disabled = true;
+  try {
+    const res = await post("/api/calls", body, { headers: { "Idempotency-Key": attempt.key } });
+    attempt = null;
+    showResult(res, linkTo);
+    resetForm();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 422) showFieldErrors(err);
+    else {
+      $("#form-error").textContent = err.message;
+      showError(err);
+    }
+  } finally {
+    busy = false;
+    $("#submit").disabled = false;
+  }
+}
+
+function showResult(res, linkTo) {
+  const inc = res.incident;
+  const g = res.grading;
+  const el = $("#result-body");
+  el.classList.remove("empty");
+  if (!inc) {
+    el.innerHTML = `<div>Call closed: ${esc(res.call.outcome)}</div>`;
+    return;
+  }
+  const verb = linkTo ? "Linked to" : inc.status === "closed" ? "Recorded and closed" : "Created";
+  const dups = (res.possible_duplicates || []).filter((d) => d.id !== inc.id);
+  el.innerHTML = `
+    <div>${esc(verb)} <span class="ref" id="result-ref">${esc(inc.ref)}</span>
+      ${gradeBadge(inc.grade)} ${esc(inc.grade_name || "")} · ${esc(inc.type_name || inc.type_code)}
+      ${inc.area ? `· ${esc(inc.area)}` : ""}</div>
+    <div>Target: ${inc.status === "closed" ? "— (closed on creation)" : countdownHtml(inc.target_at)}
+      · status ${esc(inc.status)}</div>
+    <div class="hint">${esc(g.reason)} (rule ${esc(g.rule)})</div>
+    ${
+      dups.length && !linkTo
+        ? `<div class="hint">Flagged to the dispatcher as a possible duplicate of ${dups
+            .map((d) => esc(d.ref))
+            .join(", ")}</div>`
+        : ""
+    }`;
+  toast(`${verb} ${inc.ref} (grade ${inc.grade})`, "ok");
+}
+
+function resetForm() {
+  form.reset();
+  typeFilter.value = "";
+  fillTypes();
+  attempt = null;
+  map.setPin(null, null);
+  clearErrors();
+  renderDups([]);
+  $("#preview-body").innerHTML = `<span class="empty">Choose an incident type.</span>`;
+  $("#caller-name").focus();
+}
+
+form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  submit();
+});
+$("#new-call").addEventListener("click", resetForm);
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+    e.preventDefault();
+    submit();
+  } else if (e.altKey && /^[1-5]$/.test(e.key)) {
+    const d = dupList[Number(e.key) - 1];
+    if (d) {
+      e.preventDefault();
+      submit(d.id);
+    }
+  } else if (e.key === "Escape") {
+    e.preventDefault();
+    resetForm();
+  }
+});
+for (const id of ["lat", "lng"]) {
+  $(`#${id}`).addEventListener("change", () => {
+    const lat = num($("#lat").value);
+    const lng = num($("#lng").value);
+    if (lat != null && lng != null && !Number.isNaN(lat) && !Number.isNaN(lng)) map.setPin(lat, lng);
+  });
+}
+window.__cadHandler = { submit, resetForm };

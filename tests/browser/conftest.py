@@ -1,0 +1,92 @@
+"""Browser fixtures: one headless Debian Chromium per run, a fresh context per page.
+
+Browsers are never downloaded: Playwright drives the system's /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.conftest import ARTIFACTS, PASSWORDS, Server
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+DESKTOP = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
+SCREENSHOTS = ARTIFACTS / "screenshots"
+
+PageFactory = Callable[..., Awaitable[Page]]
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        await b.close()
+
+
+@pytest.fixture
+async def open_page(browser: Browser, server: Server) -> AsyncIterator[PageFactory]:
+    """Open a page in its own context (own sessionStorage), signed in as ``username``."""
+    contexts = []
+    errors: list[str] = []
+
+    async def factory(username: str | None = None, viewport: dict[str, int] = DESKTOP) -> Page:
+        ctx = await browser.new_context(viewport=viewport, base_url=server.url)
+        contexts.append(ctx)
+        page = await ctx.new_page()
+        page.set_default_timeout(5000)
+        page.on("pageerror", lambda exc: errors.append(f"{username}: {exc}"))
+        if username is not None:
+            await sign_in(page, username)
+        return page
+
+    yield factory
+    for ctx in contexts:
+        await ctx.close()
+    assert not errors, f"uncaught errors in the consoles: {errors}"
+
+
+async def sign_in(page: Page, username: str) -> None:
+    await page.goto("/console/")
+    await page.fill("#username", username)
+    await page.fill("#password", PASSWORDS[username])
+    await page.press("#password", "Enter")
+    await page.wait_for_url("**/console/*/")
+    await page.locator("#conn[data-state=live]").wait_for()
+
+
+@pytest.fixture
+async def http(server: Server) -> AsyncIterator[Any]:
+    """An HTTP client to the server with per-user tokens: ``await http.as_(user, method, url)``."""
+    client = httpx.AsyncClient(base_url=server.url, timeout=10)
+    tokens: dict[str, str] = {}
+
+    class Http:
+        async def as_(self, username: str, method: str, url: str, **kw: Any) -> httpx.Response:
+            if username not in tokens:
+                r = await client.post(
+                    "/api/auth/token",
+                    data={"username": username, "password": PASSWORDS[username]},
+                )
+                r.raise_for_status()
+                tokens[username] = r.json()["access_token"]
+            headers = {"Authorization": f"Bearer {tokens[username]}", **kw.pop("headers", {})}
+            return await client.request(method, url, headers=headers, **kw)
+
+    yield Http()
+    await client.aclose()
+
+
+async def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
