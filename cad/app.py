@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from cad.alarms.router import router as alarms_router
@@ -191,6 +192,17 @@ def _install_error_handlers(app: FastAPI) -> None:
             errors.append({"field": field, "reason": err.get("msg", "invalid")})
         detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
         return JSON(_body(detail, "invalid", errors=errors), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSON:
+        # Framework errors (unknown route, wrong method, unparseable body) in our error shape.
+        if exc.status_code == 400 and request.method in ("POST", "PUT", "PATCH"):
+            # FastAPI's 400 for a body its JSON parser gave up on (e.g. nested too deeply).
+            reason = "not parseable as JSON (malformed or nested too deeply)"
+            errors = [{"field": "body", "reason": reason}]
+            return JSON(_body(f"body: {reason}", "invalid", errors=errors), status_code=422)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSON(_body(str(exc.detail), code), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(asyncpg.PostgresError)
     async def postgres_error(request: Request, exc: asyncpg.PostgresError) -> JSON:

@@ -84,8 +84,18 @@ class RequestContextMiddleware:
         status = 500
         start = time.perf_counter()
 
+        rejected = False
+
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, rejected
+            if too_large:
+                # FastAPI turns the cut-off body into its own 400 ("error parsing the
+                # body"); answer what really happened instead, once.
+                if not rejected and message["type"] == "http.response.start":
+                    rejected = True
+                    status = 413
+                    await _reject_too_large(send, request_id, self.max_body_bytes)
+                return
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
@@ -98,7 +108,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, limited_receive, send_wrapper)
         except _BodyTooLarge:
-            if too_large:
+            if too_large and not rejected:
                 await _reject_too_large(send, request_id, self.max_body_bytes)
                 status = 413
         finally:

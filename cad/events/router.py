@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ from cad.deps import Staff, StateDep, tx
 from cad.errors import CADError, Unavailable
 from cad.events import repository
 from cad.events.horizon import Horizon
-from cad.events.hub import encode_event
+from cad.events.hub import Subscriber, encode_event
 from cad.events.writer import Event
 from cad.http import JSON
 from cad.observability import EVENTS_FANNED, WS_CLIENTS_DROPPED
@@ -96,6 +97,7 @@ async def events_ws(websocket: WebSocket, token: str = "", since: int | None = N
             return
         await websocket.send_bytes(payload if payload is not None else encode_event(event))
 
+    watcher = asyncio.create_task(_watch_disconnect(websocket, sub))
     try:
         hello: dict[str, Any] = {"type": "hello", "mode": hub.mode}
         if since is None:
@@ -142,3 +144,18 @@ async def events_ws(websocket: WebSocket, token: str = "", since: int | None = N
             await websocket.close(code=1011, reason=f"catch-up failed: {type(exc).__name__}")
     finally:
         hub.unsubscribe(sub)
+        watcher.cancel()
+
+
+async def _watch_disconnect(websocket: WebSocket, sub: Subscriber) -> None:
+    """One reader per connection: when the client (or a shutting-down server) closes,
+    wake the sender, which may be waiting on a quiet queue."""
+    try:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        sub.closed.set()
+        with contextlib.suppress(asyncio.QueueFull):
+            sub.queue.put_nowait(None)
