@@ -31,6 +31,8 @@ class UnitDirectory:
         # Counts units becoming available: an incident that could not be served has no
         # better chance until this moves, so the engine need not plan it again.
         self.available_epoch = 0
+        # Counts units taking lower-grade work: new candidates for an I-grade divert.
+        self.divertable_epoch = 0
 
     def __len__(self) -> int:
         return len(self.units)
@@ -54,6 +56,7 @@ class UnitDirectory:
         self.available = {}
         self.busy = {}
         self.available_epoch += 1
+        self.divertable_epoch += 1
         for caps, indexes in ((avail, self.available), (busy, self.busy)):
             for cap, items in caps.items():
                 index = UnitIndex()
@@ -113,6 +116,11 @@ class UnitDirectory:
             return False
         if unit.position_at is not None and at < unit.position_at:
             return False
+        if unit.status is UnitStatus.AVAILABLE and (
+            unit.position_at is None or (at - unit.position_at).total_seconds() > 60
+        ):
+            # A unit with no recent position may have been unusable until now.
+            self.available_epoch += 1
         unit.lat, unit.lng, unit.position_at = lat, lng, at
         x, y = self.projector.to_metres(lat, lng)
         self._xy[unit_id] = (x, y)
@@ -142,6 +150,8 @@ class UnitDirectory:
         self._unindex(unit)
         if status is UnitStatus.AVAILABLE and unit.status is not UnitStatus.AVAILABLE:
             self.available_epoch += 1
+        if status in (UnitStatus.DISPATCHED, UnitStatus.EN_ROUTE) and incident_grade != "I":
+            self.divertable_epoch += 1
         unit.status = status
         unit.incident_id = incident_id if status in ON_JOB else None
         unit.incident_grade = incident_grade if status in ON_JOB else None

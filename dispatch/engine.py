@@ -148,6 +148,10 @@ class EngineMemory:
     """What the last pass could not serve, and the fleet's availability epoch then."""
 
     epoch: int = -1
+    divertable_epoch: int = -1
+    # A full replan at least this often, whatever the epochs say.
+    refresh_s: float = 10.0
+    planned_at: datetime | None = None
     short: frozenset[tuple[int, tuple[Need, ...]]] = frozenset()
 
 
@@ -167,8 +171,8 @@ async def run_once(
     """One pass over the queue; returns the assignments that committed.
 
     With ``memory``, incidents left short by the last pass with the same needs are not
-    planned again until a unit has become available (or a non-I grade: diverts depend on
-    other jobs, so I-grade incidents are always planned)."""
+    planned again until a unit has become available (for I grades, also until a unit has
+    taken lower-grade work, which makes it a candidate for a divert)."""
     async with transaction() as conn:
         rows = await repo.pending_queue(conn, list(grades))
     queue: list[QueueItem] = []
@@ -179,15 +183,22 @@ async def run_once(
         if needs:
             queue.append(QueueItem(row["id"], row["grade"], row["lat"], row["lng"], tuple(needs)))
     if memory is not None:
-        unchanged = memory.epoch == directory.available_epoch
+        fresh = memory.planned_at is not None and (
+            (now - memory.planned_at).total_seconds() < memory.refresh_s
+        )
+        if not fresh:
+            memory.planned_at = now
+        same_available = fresh and memory.epoch == directory.available_epoch
+        same_divertable = memory.divertable_epoch == directory.divertable_epoch
         planned = [
             item
             for item in queue
-            if not unchanged
-            or item.grade == "I"
+            if not same_available
+            or (item.grade == "I" and not same_divertable)
             or (item.incident_id, item.needs) not in memory.short
         ]
         memory.epoch = directory.available_epoch
+        memory.divertable_epoch = directory.divertable_epoch
     else:
         planned = queue
     actions = plan_actions(

@@ -11,7 +11,10 @@ import httpx
 
 from cad.db.pool import connect, transaction
 from cad.events.writer import append_event
-from dispatch.engine import run_once
+from dispatch.engine import EngineMemory, run_once
+from dispatch.model import Need
+from dispatch.status import UnitStatus
+from gis.spatial import UnitIndex
 from tests.conftest import Api, call_body, login, start_server
 
 
@@ -86,7 +89,8 @@ async def test_hundred_concurrent_assignments_two_processes_one_winner(api: Api)
         # Enough connections that no request waits for the pool: the race is on the row.
         start_server(
             api.settings, name=f"assign{n}", CAD_AUTO_DISPATCH_GRADES="", CAD_DB_POOL_MAX="25"
-        ) for n in range(2)
+        )
+        for n in range(2)
     ]
     try:
         token = await login(servers[0].url, "dispatcher")
@@ -294,3 +298,49 @@ async def test_positions_bulk_and_freshness_across_workers(api: Api) -> None:
     finally:
         for s in servers:
             s.stop()
+
+
+async def test_engine_memory_skips_unchanged_short_incidents(api: Api) -> None:
+    await only_units_on_duty(api, {})
+    memory = EngineMemory()
+    state = api.state
+    short = await create(api, "THEFT", 51.50, -0.12, offender_detained=True)  # S
+
+    async def run() -> list[Any]:
+        return await run_once(
+            api.tx,
+            append_event,
+            state.directory,
+            state.plans,
+            state.eta,
+            datetime.now(UTC),
+            grades=["I", "S"],
+            stale_after_s=1800,
+            divert_min_saving_s=120,
+            memory=memory,
+        )
+
+    assert await run() == []
+    assert (short["id"], (Need("response", 1),)) in memory.short
+    # A unit comes free in the database and appears in this worker's picture without
+    # the availability change being counted: the memory holds, so the short incident is
+    # not planned again (without the memory it would be served right here).
+    conn = await connect(api.settings.database_url)
+    try:
+        unit_id = await conn.fetchval(
+            "UPDATE units SET status = 'available', lat = 51.5, lng = -0.12, position_at = now() "
+            "WHERE callsign = 'CW11' RETURNING id"
+        )
+    finally:
+        await conn.close()
+    ghost = state.directory.units[unit_id]
+    ghost.status, ghost.lat, ghost.lng = UnitStatus.AVAILABLE, 51.5, -0.12
+    ghost.position_at = datetime.now(UTC)
+    index = state.directory.available.setdefault("response", UnitIndex())
+    index.upsert(unit_id, *state.projector.to_metres(51.5, -0.12))
+    assert await run() == []
+    # Once an availability change is counted, the incident is planned and served.
+    await state.fleet.reload()
+    done = await run()
+    assert [(a.incident_id, a.unit_id) for a in done] == [(short["id"], unit_id)]
+    assert memory.short == frozenset()
