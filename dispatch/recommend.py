@@ -145,7 +145,11 @@ def recommend(
                     _candidate(unit, eta_s, distance, None, "available", now)
                 )
         if taken < need.count:
-            result.shortfalls.append(_shortfall(directory, need, taken, now, stale_after_s, chosen))
+            result.shortfalls.append(
+                _shortfall(directory, need, taken, now, stale_after_s, chosen)
+                if explain
+                else f"{need.count} {need.capability} needed, {taken} available"
+            )
             if include_busy:
                 result.alternatives.extend(
                     busy_candidates(

@@ -208,3 +208,24 @@ def test_index_freshness_is_immediate() -> None:
     assert second.recommended[0].distance_m < 20
     # An older report arriving late does not move the unit back.
     assert not directory.apply_position(1, 51.60, -0.10, NOW)
+
+
+def test_engine_path_skips_the_fleet_scan() -> None:
+    units = [
+        UnitState(
+            1,
+            "T2",
+            "armed_response",
+            frozenset({"armed", "response"}),
+            UnitStatus.AVAILABLE,
+            51.51,
+            -0.12,
+            NOW - timedelta(hours=2),
+        ),
+    ]
+    directory = UnitDirectory(PROJECTOR)
+    directory.load(units)
+    terse = recommend(directory, 51.5, -0.12, [Need("armed", 1)], ETA, NOW, explain=False)
+    assert terse.shortfalls == ["1 armed needed, 0 available"]
+    full = recommend(directory, 51.5, -0.12, [Need("armed", 1)], ETA, NOW)
+    assert "older than 30 min" in full.shortfalls[0]
