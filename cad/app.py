@@ -212,6 +212,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             return JSON(_body("already exists", "conflict"), status_code=409)
         if isinstance(exc, asyncpg.CannotConnectNowError | asyncpg.AdminShutdownError):
             return JSON(_body("database unavailable", "unavailable"), status_code=503)
+        if isinstance(
+            exc, asyncpg.CharacterNotInRepertoireError | asyncpg.UntranslatableCharacterError
+        ):
+            # PostgreSQL text cannot hold NUL (U+0000): bad input, not a server fault.
+            reason = "text must not contain NUL (\\u0000) characters"
+            errors = [{"field": "body", "reason": reason}]
+            return JSON(_body(f"body: {reason}", "invalid", errors=errors), status_code=422)
         log.error("db.error", error=type(exc).__name__, sqlstate=exc.sqlstate)
         return JSON(_body("internal database error", "internal"), status_code=500)
 

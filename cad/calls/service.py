@@ -18,7 +18,7 @@ from cad.errors import Conflict, Invalid
 from cad.events.writer import append_event
 from cad.grading import GradeDecision, duplicate_score, grade_call, related_types, target_at
 from cad.incidents import repository as incidents_repo
-from cad.incidents.service import format_ref, get_or_404, incident_out, local_day
+from cad.incidents.service import get_or_404, incident_out, local_day, ref_suffix
 from cad.state import AppState
 from gis.gazetteer import resolve, suggestions
 
@@ -203,13 +203,11 @@ async def record_call(
     grade = state.scheme[decision.grade]
     closes = grade.closes_on_creation
     # Everything above reads or validates; from here on the transaction holds locks, so
-    # keep it short: reference, two inserts, the events, commit.
-    number = await incidents_repo.next_ref_number(conn, local_day(now))
-    ref = format_ref(number, local_day(now))
-    incident = await incidents_repo.insert_incident(
+    # keep it short: one statement for reference, incident and call, the event, commit.
+    day = local_day(now)
+    row = await incidents_repo.insert_incident_with_call(
         conn,
         {
-            "ref": ref,
             "type_code": body.incident_type,
             "grade": decision.grade,
             "grade_rule": decision.rule_id,
@@ -228,10 +226,20 @@ async def record_call(
             "closed_at": now if closes else None,
             "result_code": "REFERRED" if closes else None,
         },
+        call_values,
+        day,
+        ref_suffix(day),
     )
-    call = await incidents_repo.insert_call(
-        conn, {**call_values, "incident_id": incident["id"], "outcome": "incident_created"}
-    )
+    incident = {k: v for k, v in row.items() if k not in ("call_id", "call_created_at")}
+    ref = incident["ref"]
+    call = {
+        "id": row["call_id"],
+        "incident_id": row["id"],
+        "outcome": "incident_created",
+        "received_at": row["call_received_at"],
+        "answered_at": row["call_answered_at"],
+        "created_at": row["call_created_at"],
+    }
     await append_event(
         conn,
         "incident.created",
@@ -274,7 +282,7 @@ async def record_call(
     }
 
 
-def _call_out(call: asyncpg.Record) -> dict[str, Any]:
+def _call_out(call: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dict(call).items()}
 
 

@@ -12,24 +12,34 @@ GET_INCIDENT = """SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.stat
 GET_INCIDENT_FOR_UPDATE = GET_INCIDENT + " FOR UPDATE"
 
 
-async def next_ref_number(conn: asyncpg.Connection, day: date) -> int:
-    """The day's next reference number, from that day's sequence (it never waits)."""
-    value: int = await conn.fetchval("SELECT incident_ref_next($1)", day)
-    return value
-
-
-async def insert_incident(conn: asyncpg.Connection, v: dict[str, Any]) -> asyncpg.Record:
+async def insert_incident_with_call(
+    conn: asyncpg.Connection, v: dict[str, Any], call: dict[str, Any], day: date, suffix: str
+) -> asyncpg.Record:
+    """The new incident, its reference and its first call in one round trip (intake's
+    hot path). The row carries the incident's columns plus call_id / call_created_at."""
     row: asyncpg.Record = await conn.fetchrow(
-        """INSERT INTO incidents AS i (ref, type_code, grade, grade_rule, status, lat, lng,
-                address, area_code, description, risk, call_received_at, call_answered_at,
-                created_at, target_at, created_by, closed_at, result_code)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                    $17, $18)
-            RETURNING i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.status, i.lat, i.lng,
-    i.address, i.area_code, i.description, i.risk, i.call_received_at, i.call_answered_at,
-    i.created_at, i.target_at, i.first_assigned_at, i.first_on_scene_at, i.closed_at,
-    i.result_code, i.merged_into, i.updated_at""",
-        v["ref"],
+        """WITH i AS (
+               INSERT INTO incidents (ref, type_code, grade, grade_rule, status, lat, lng,
+                   address, area_code, description, risk, call_received_at, call_answered_at,
+                   created_at, target_at, created_by, closed_at, result_code)
+               VALUES ('CAD ' || incident_ref_next($18::date) || '/' || $19, $1, $2, $3, $4,
+                       $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+               RETURNING *),
+           c AS (
+               INSERT INTO calls (incident_id, outcome, caller_name, caller_phone,
+                   location_source, lat, lng, address, area_code, type_code, description, risk,
+                   received_at, answered_at, handler_id)
+               SELECT i.id, 'incident_created', $20, $21, $22, i.lat, i.lng, i.address,
+                      i.area_code, i.type_code, i.description, i.risk, i.call_received_at,
+                      i.call_answered_at, i.created_by
+               FROM i
+               RETURNING id, created_at)
+           SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.status, i.lat, i.lng,
+                  i.address, i.area_code, i.description, i.risk, i.call_received_at,
+                  i.call_answered_at, i.created_at, i.target_at, i.first_assigned_at,
+                  i.first_on_scene_at, i.closed_at, i.result_code, i.merged_into, i.updated_at,
+                  c.id AS call_id, c.created_at AS call_created_at
+           FROM i, c""",
         v["type_code"],
         v["grade"],
         v["grade_rule"],
@@ -47,6 +57,11 @@ async def insert_incident(conn: asyncpg.Connection, v: dict[str, Any]) -> asyncp
         v["created_by"],
         v.get("closed_at"),
         v.get("result_code"),
+        day,
+        suffix,
+        call["caller_name"],
+        call["caller_phone"],
+        call["location_source"],
     )
     return row
 

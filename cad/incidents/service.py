@@ -19,9 +19,9 @@ from dispatch import service as dispatch_service
 LONDON = ZoneInfo("Europe/London")
 
 
-def format_ref(number: int, day: date) -> str:
-    """Control-room style reference, unique per (local) day: ``CAD 1234/26NOV26``."""
-    return f"CAD {number}/{day.strftime('%d%b%y').upper()}"
+def ref_suffix(day: date) -> str:
+    """The day part of a control-room reference, ``CAD 1234/26NOV26``: unique per day."""
+    return day.strftime("%d%b%y").upper()
 
 
 def local_day(at: datetime) -> date:

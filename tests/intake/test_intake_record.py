@@ -7,7 +7,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from cad.incidents.service import format_ref, local_day
+from cad.incidents.service import local_day, ref_suffix
 from tests.conftest import Api, call_body
 from tests.intake._support import counts, db, error_fields, events_for, new_incident, post_call
 
@@ -60,7 +60,7 @@ def test_ref_day_is_the_london_day() -> None:
     # 23:30 UTC in British Summer Time is already the next day in London.
     assert local_day(datetime(2026, 6, 30, 23, 30, tzinfo=UTC)) == date(2026, 7, 1)
     assert local_day(datetime(2026, 12, 31, 23, 30, tzinfo=UTC)) == date(2026, 12, 31)
-    assert format_ref(7, date(2026, 7, 1)) == "CAD 7/01JUL26"
+    assert ref_suffix(date(2026, 7, 1)) == "01JUL26"
 
 
 async def test_refs_unique_and_sequential_under_concurrency(api: Api, db_url: str) -> None:
