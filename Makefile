@@ -51,7 +51,7 @@ fmt: venv
 	$(BIN)/ruff format .
 
 test: setup chromium lint
-	$(BIN)/pytest -p no:cacheprovider -q -ra --durations=15
+	$(BIN)/pytest -p no:cacheprovider -q -ra --durations=15 < /dev/null
 
 bench: setup
 	$(BIN)/python -m bench.run

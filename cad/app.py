@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -108,7 +109,13 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             await state.hub.stop()
             await state.fleet.stop()
             await redis.aclose()
-            await pool.close()
+            try:
+                # A connection still held (a request cut off mid-flight) would make a
+                # graceful close wait forever: give it a bound, then terminate.
+                await asyncio.wait_for(pool.close(), timeout=10)
+            except TimeoutError:
+                log.warning("pool.close_timeout")
+                pool.terminate()
 
     app = FastAPI(
         title="999 CAD",

@@ -136,7 +136,8 @@ async def list_incidents(
 async def calls_for_incident(conn: asyncpg.Connection, incident_id: int) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT id, outcome, caller_name, caller_phone, location_source, lat, lng, address,
-                  area_code, type_code, description, risk, received_at, answered_at, created_at
+                  area_code, type_code, description, risk, received_at, answered_at, created_at,
+                  handler_id
            FROM calls WHERE incident_id = $1 ORDER BY id""",
         incident_id,
     )
