@@ -156,12 +156,20 @@ async def test_reconnect_resumes_with_nothing_missed_or_doubled(server: Server) 
     writes = asyncio.create_task(make_calls(server.url, handler, 60, writers=3))
     last = 0
     connections = 0
+    deadline = asyncio.get_running_loop().time() + 90
     # Connect, read a few events, drop the connection, resume from the last seq: again
     # and again while writers keep committing, then until caught up.
     while True:
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"not caught up: {connections} connections, last {last}, "
+            f"db {(await db_seqs(settings))[-1:]}, writes done {writes.done()}"
+        )
         url = server.url.replace("http", "ws") + f"/ws/events?token={viewer}&since={last}"
         connections += 1
-        async with websockets.connect(url) as ws:
+        # max_queue=None: a client that stops reading mid-backlog must still read the
+        # server's close frame, or its close waits out the timeout (client-side flow
+        # control, not the server).
+        async with websockets.connect(url, open_timeout=5, close_timeout=2, max_queue=None) as ws:
             with contextlib.suppress(TimeoutError):
                 for _ in range(7):
                     data = orjson.loads(await asyncio.wait_for(ws.recv(), 0.3))
