@@ -18,7 +18,8 @@ router = APIRouter(prefix="/api/incidents", tags=["incidents"])
 StatusFilter = Annotated[
     str | None,
     Query(
-        pattern=r"^(open|pending|dispatched|on_scene|closed)(,(pending|dispatched|on_scene|closed))*$"
+        # "open" alone, or a list of statuses.
+        pattern=r"^(open|(pending|dispatched|on_scene|closed)(,(pending|dispatched|on_scene|closed))*)$"
     ),
 ]
 GradeFilter = Annotated[str | None, Query(pattern=r"^[A-Z](,[A-Z])*$")]

@@ -170,3 +170,9 @@ async def test_given_call_times_are_stored(api: Api, db_url: str) -> None:
         )
     assert (call["received_at"], call["answered_at"]) == (received, answered)
     assert (inc["call_received_at"], inc["call_answered_at"]) == (received, answered)
+
+
+async def test_open_filter_does_not_mix_with_statuses(api: Api) -> None:
+    r = await api.as_("dispatcher", "GET", "/api/incidents", params={"status": "open,closed"})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "status"
