@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dispatch.directory import UnitDirectory
 from dispatch.model import Candidate, Need, Recommendation, UnitState
@@ -44,12 +44,13 @@ def ranked(
         return []
     best: list[tuple[float, float, int]] = []  # max-heap on eta via negation
     units = directory.units
+    cutoff = now - timedelta(seconds=stale_after_s)
 
     def accept(unit_id: int) -> bool:
         if unit_id in exclude:
             return False
-        age = _age_s(units[unit_id], now)
-        return age is not None and age <= stale_after_s
+        at = units[unit_id].position_at
+        return at is not None and at >= cutoff
 
     for unit_id, distance in index.iter_nearest(x, y, accept):
         if len(best) >= k and eta.min_eta_s(distance) > -best[0][0]:

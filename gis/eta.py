@@ -104,6 +104,10 @@ DEFAULT_PARAMS: Mapping[str, KolesarParams] = {
 }
 
 
+_TABLE_STEP_M = 10.0
+_TABLE_STEPS = 10_000  # 100 km
+
+
 class KolesarEta:
     """Per-unit-type Kolesar model; unknown unit types use the `fallback` type's params."""
 
@@ -119,11 +123,21 @@ class KolesarEta:
         self.fallback = fallback
         self._fallback_params = self.params[fallback]
         self._all = tuple(self.params.values())
+        # min_eta_s is asked for every candidate of every search: a table of the lower
+        # envelope, read at the step below the distance (a lower bound, as the envelope
+        # never decreases), answers in O(1).
+        self._table = [self._min_exact(i * _TABLE_STEP_M) for i in range(_TABLE_STEPS)]
 
     def eta_s(self, distance_m: float, unit_type: str) -> float:
         return self.params.get(unit_type, self._fallback_params).eta_s(distance_m)
 
     def min_eta_s(self, distance_m: float) -> float:
+        step = int(distance_m / _TABLE_STEP_M) if distance_m > 0 else 0
+        if step < _TABLE_STEPS:
+            return self._table[step]
+        return self._min_exact(distance_m)
+
+    def _min_exact(self, distance_m: float) -> float:
         # The fallback is one of `params`, so this also bounds unknown unit types.
         return min(p.eta_s(distance_m) for p in self._all)
 

@@ -46,6 +46,7 @@ class UnitIndex:
             raise ValueError("initial_radius_m must be > 0")
         self.initial_radius_m = float(initial_radius_m)
         self._pos: dict[int, tuple[float, float]] = {}
+        self._start_r = self.initial_radius_m
         self._reset_snapshot()
 
     # -- mutation ---------------------------------------------------------------------
@@ -98,6 +99,11 @@ class UnitIndex:
         self._snap_stale = np.zeros(n, dtype=np.bool_)
         self._snap_index = {int(i): k for k, i in enumerate(ids.tolist())}
         self._tree = shapely.STRtree(shapely.points(xy))
+        # Start searches with a ring expected to hold ~16 units: big enough that a
+        # typical query ends in the first ring, small enough not to sort hundreds.
+        span = np.ptp(xy, axis=0) if n > 1 else np.zeros(2)
+        area = max(float(span[0]) * float(span[1]), 1.0)
+        self._start_r = min(self.initial_radius_m, max(100.0, math.sqrt(16 * area / (math.pi * n))))
 
     # -- reads ------------------------------------------------------------------------
 
@@ -188,7 +194,7 @@ class UnitIndex:
         # Rings double in radius; each emits exactly the points with prev_r < d <= r,
         # sorted, so the overall order is exact and nothing is emitted twice.
         prev_r = -1.0
-        r = self.initial_radius_m
+        r = self._start_r
         seen = 0
         while seen < n_live:
             last = max_distance is not None and r >= max_distance
@@ -234,9 +240,14 @@ class UnitIndex:
             keep = (d > lo) & (d <= hi)
             parts_ids.append(snap_ids[idx[keep]])
             parts_d.append(d[keep])
-        keep_ov = (ov_d > lo) & (ov_d <= hi)
-        parts_ids.append(ov_ids[keep_ov])
-        parts_d.append(ov_d[keep_ov])
+        if len(ov_d):
+            keep_ov = (ov_d > lo) & (ov_d <= hi)
+            parts_ids.append(ov_ids[keep_ov])
+            parts_d.append(ov_d[keep_ov])
+        if len(parts_ids) == 1:
+            return parts_ids[0], parts_d[0]
+        if not parts_ids:
+            return ov_ids[:0], ov_d[:0]
         return np.concatenate(parts_ids), np.concatenate(parts_d)
 
     def _reset_snapshot(self) -> None:
