@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 
+from cad.seed import UNIT_TYPES
 from dispatch.directory import UnitDirectory
 from dispatch.model import Need, UnitState
 from dispatch.recommend import recommend
@@ -25,15 +26,7 @@ from gis.eta import KolesarEta
 from gis.projection import Projector
 from loadtests.sources import percentile, random_london_point
 
-UNIT_TYPES: dict[str, list[str]] = {
-    "response_car": ["response"],
-    "armed_response": ["armed", "response"],
-    "dog": ["dog"],
-    "traffic": ["traffic", "response"],
-    "public_order": ["public_order"],
-    "cid": ["cid"],
-    "foot": ["response"],
-}
+# Shares of cad.seed.UNIT_TYPES (the fleet's own types and capabilities), in its order.
 TYPE_WEIGHTS = [50, 6, 5, 10, 5, 4, 20]
 STATUS_WEIGHTS = [
     (UnitStatus.AVAILABLE, 60),

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from cad.db.pool import connect, transaction
+from cad.db.pool import connect
 from cad.events.writer import append_event
 from dispatch.engine import EngineMemory, run_once
 from dispatch.model import Need
@@ -46,16 +45,10 @@ async def create(api: Api, type_code: str, lat: float, lng: float, **risk: Any) 
     return r.json()["incident"]
 
 
-async def engine_pass(api: Api) -> list[Any]:
+async def engine_pass(api: Api, memory: EngineMemory | None = None) -> list[Any]:
     state = api.state
-
-    @asynccontextmanager
-    async def tx():  # type: ignore[no-untyped-def]
-        async with transaction(state.pool) as conn:
-            yield conn
-
     return await run_once(
-        tx,
+        api.tx,
         append_event,
         state.directory,
         state.plans,
@@ -64,6 +57,7 @@ async def engine_pass(api: Api) -> list[Any]:
         grades=["I", "S"],
         stale_after_s=1800,
         divert_min_saving_s=120,
+        memory=memory,
     )
 
 
@@ -307,18 +301,7 @@ async def test_engine_memory_skips_unchanged_short_incidents(api: Api) -> None:
     short = await create(api, "THEFT", 51.50, -0.12, offender_detained=True)  # S
 
     async def run() -> list[Any]:
-        return await run_once(
-            api.tx,
-            append_event,
-            state.directory,
-            state.plans,
-            state.eta,
-            datetime.now(UTC),
-            grades=["I", "S"],
-            stale_after_s=1800,
-            divert_min_saving_s=120,
-            memory=memory,
-        )
+        return await engine_pass(api, memory)
 
     assert await run() == []
     assert (short["id"], (Need("response", 1),)) in memory.short
