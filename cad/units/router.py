@@ -39,7 +39,7 @@ async def me(state: StateDep, principal: AnyUser) -> Any:
     if principal.unit_id is None:
         raise Invalid("token", "this user is not bound to a unit")
     async with tx(state) as conn:
-        return await service.me(conn, principal.unit_id)
+        return await service.me(conn, state, principal.unit_id)
 
 
 @router.post("/{unit_id}/status", response_class=JSON)

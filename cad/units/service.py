@@ -11,7 +11,7 @@ import asyncpg
 from cad.deps import tx
 from cad.errors import Conflict, Forbidden, Invalid, NotFound
 from cad.events.writer import append_event
-from cad.incidents.service import get_or_404, record_dict
+from cad.incidents.service import get_or_404, incident_out, record_dict
 from cad.observability import ASSIGN_CONFLICTS, ASSIGNMENTS
 from cad.state import AppState
 from cad.units.schemas import PositionIn
@@ -143,7 +143,7 @@ async def record_positions(
     return [(b.unit_id, b.lat, b.lng, b.at) for b in batch if b.unit_id in applied]
 
 
-async def me(conn: asyncpg.Connection, unit_id: int) -> dict[str, Any]:
+async def me(conn: asyncpg.Connection, state: AppState, unit_id: int) -> dict[str, Any]:
     unit = await dispatch_repo.get_unit(conn, unit_id)
     if unit is None:
         raise NotFound(f"unit {unit_id} not found")
@@ -155,6 +155,6 @@ async def me(conn: asyncpg.Connection, unit_id: int) -> dict[str, Any]:
         out["job"] = {
             "assignment_id": held["id"],
             "assignment_status": held["status"],
-            "incident": record_dict(incident),
+            "incident": incident_out(incident, state),
         }
     return out

@@ -327,3 +327,22 @@ async def test_engine_memory_skips_unchanged_short_incidents(api: Api) -> None:
     done = await run()
     assert [(a.incident_id, a.unit_id) for a in done] == [(short["id"], unit_id)]
     assert memory.short == frozenset()
+
+
+async def test_unit_sees_its_own_job_with_names(api: Api) -> None:
+    ids = await only_units_on_duty(api, {"CW11": (51.50, -0.12)})
+    inc = await create(api, "THEFT", 51.50, -0.12)
+    r = await api.as_(
+        "dispatcher",
+        "POST",
+        f"/api/incidents/{inc['id']}/assignments",
+        json={"unit_id": ids["CW11"]},
+    )
+    assert r.status_code == 201
+    me = (await api.as_("unit", "GET", "/api/units/me")).json()
+    assert me["callsign"] == "CW11" and me["status"] == "dispatched"
+    job = me["job"]
+    assert job["assignment_status"] == "dispatched"
+    assert job["incident"]["ref"] == inc["ref"]
+    assert job["incident"]["type_name"] == "Theft"
+    assert job["incident"]["area"] == api.state.areas.area_for(51.50, -0.12).name
