@@ -99,8 +99,6 @@ class FleetSync:
             self.directory.apply_status(
                 event.unit_id, to, event.incident_id, event.data.get("grade"), event.at
             )
-        elif event.type == "unit.created":
-            asyncio.get_running_loop().create_task(self.reload())
 
     async def publish_positions(self, reports: list[tuple[int, float, float, datetime]]) -> None:
         for unit_id, lat, lng, at in reports:

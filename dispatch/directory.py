@@ -75,9 +75,6 @@ class UnitDirectory:
             return busy
         return None
 
-    def xy(self, unit_id: int) -> tuple[float, float] | None:
-        return self._xy.get(unit_id)
-
     def _unindex(self, unit: UnitState) -> None:
         for indexes in (self.available, self.busy):
             for cap in unit.capabilities:
@@ -98,17 +95,6 @@ class UnitDirectory:
         for cap in unit.capabilities:
             indexes.setdefault(cap, UnitIndex()).upsert(unit.id, xy[0], xy[1])
 
-    def upsert_unit(self, unit: UnitState) -> None:
-        old = self.units.get(unit.id)
-        if old is not None:
-            self._unindex(old)
-        if unit.status is UnitStatus.AVAILABLE:
-            self.available_epoch += 1
-        self.units[unit.id] = unit
-        if unit.lat is not None and unit.lng is not None:
-            self._xy[unit.id] = self.projector.to_metres(unit.lat, unit.lng)
-        self._index(unit)
-
     def apply_position(self, unit_id: int, lat: float, lng: float, at: datetime) -> bool:
         """Move a unit; older reports than the one held are ignored. True if applied."""
         unit = self.units.get(unit_id)
@@ -122,18 +108,8 @@ class UnitDirectory:
             # A unit with no recent position may have been unusable until now.
             self.available_epoch += 1
         unit.lat, unit.lng, unit.position_at = lat, lng, at
-        x, y = self.projector.to_metres(lat, lng)
-        self._xy[unit_id] = (x, y)
-        indexes = (
-            self.available
-            if unit.status is UnitStatus.AVAILABLE
-            else self.busy
-            if unit.status in ON_JOB
-            else None
-        )
-        if indexes is not None:
-            for cap in unit.capabilities:
-                indexes.setdefault(cap, UnitIndex()).upsert(unit_id, x, y)
+        self._xy[unit_id] = self.projector.to_metres(lat, lng)
+        self._index(unit)
         return True
 
     def apply_status(
@@ -158,9 +134,3 @@ class UnitDirectory:
         if at is not None:
             unit.status_at = at
         self._index(unit)
-
-    def counts_by_status(self) -> dict[str, int]:
-        counts: dict[str, int] = {s.value: 0 for s in UnitStatus}
-        for unit in self.units.values():
-            counts[unit.status.value] += 1
-        return counts

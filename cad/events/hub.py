@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -48,7 +48,6 @@ class Subscriber:
     queue: asyncio.Queue[Delivery | None]
     max_size: int
     dropped_reason: str | None = None
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, delivery: Delivery) -> bool:
         if self.dropped_reason is not None:
@@ -61,7 +60,6 @@ class Subscriber:
                 f"slow consumer: more than {self.max_size} events behind; "
                 "reconnect with since=<last seq> to catch up"
             )
-            self.closed.set()
             return False
 
 
@@ -86,7 +84,6 @@ class Hub:
         self.subscribers: set[Subscriber] = set()
         self.listeners: list[Listener] = []
         self.mode = "starting"
-        self.ready = asyncio.Event()
         self.horizon = Horizon()
         self._task: asyncio.Task[None] | None = None
 
@@ -105,7 +102,6 @@ class Hub:
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
             self.last_seq = await self.horizon.wait(conn)
-        self.ready.set()
         self._task = asyncio.create_task(self._run(), name="event-hub")
 
     async def stop(self) -> None:
@@ -114,8 +110,8 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for sub in list(self.subscribers):
-            sub.queue.put_nowait(None) if not sub.queue.full() else None
-            sub.closed.set()
+            with contextlib.suppress(asyncio.QueueFull):
+                sub.queue.put_nowait(None)
 
     async def _deliver(self, event: Event) -> None:
         if event.seq <= self.last_seq:

@@ -5,15 +5,6 @@ import asyncpg
 from cad.events.writer import Event, event_from_row
 
 
-async def events_after(conn: asyncpg.Connection, since: int, limit: int) -> list[Event]:
-    rows = await conn.fetch(
-        "SELECT seq, at, type, incident_id, unit_id, actor, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
-        since,
-        limit,
-    )
-    return [event_from_row(r) for r in rows]
-
-
 async def events_between(conn: asyncpg.Connection, after: int, before: int) -> list[Event]:
     rows = await conn.fetch(
         "SELECT seq, at, type, incident_id, unit_id, actor, data FROM events WHERE seq > $1 AND seq < $2 ORDER BY seq",
@@ -29,8 +20,3 @@ async def incident_events(conn: asyncpg.Connection, incident_id: int) -> list[Ev
         incident_id,
     )
     return [event_from_row(r) for r in rows]
-
-
-async def last_seq(conn: asyncpg.Connection) -> int:
-    value: int = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events")
-    return value

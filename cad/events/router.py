@@ -156,6 +156,5 @@ async def _watch_disconnect(websocket: WebSocket, sub: Subscriber) -> None:
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        sub.closed.set()
         with contextlib.suppress(asyncio.QueueFull):
             sub.queue.put_nowait(None)
