@@ -9,6 +9,8 @@
 (d) positions/s via POST /api/units/positions vs the floor's UPDATE … unnest, and index
     freshness (position posted → recommendations on every worker reflect it)
 (e) worker RSS after a 50,000-call replay and growth per 10,000 calls (--quick: 20,000)
+(h) point → borough + ward lookup p50/p99 vs the plain STRtree + prepared-polygon lookup
+    (in process; bench/areas.py, also runnable alone: python -m bench.areas)
 
 Own databases (cad_bench, cad_bench_floor, cad_bench_postgis) and Redis prefix; both
 servers run 2 uvicorn workers; the same load generator (bench/loadgen.py) drives both.
@@ -158,6 +160,50 @@ def intake_one(srv: Server, args: argparse.Namespace) -> dict[str, Any]:
     run_load(spec, args.client_procs)
     spec.duration_s = args.intake_s
     return loadgen.summary(run_load(spec, args.client_procs))
+
+
+def backlog_phase(env: dict[str, str], base: str, args: argparse.Namespace) -> dict[str, Any]:
+    """(f) intake with 0 and with 50,000 incidents in the last hour (own database)."""
+    from bench import backlog
+
+    db = with_db(base, "cad_bench_backlog")
+    benv = {**env, "CAD_DATABASE_URL": db, "CAD_AUTO_DISPATCH_GRADES": ""}
+    asyncio.run(recreate_db(db))
+    cad(benv, "migrate")
+    cad(benv, "seed-demo")
+    srv = ours(benv)
+    try:
+        return backlog.run(db, lambda: intake_one(srv, args), args)
+    finally:
+        srv.stop()
+
+
+def surge_phase(env: dict[str, str], base: str, args: argparse.Namespace) -> dict[str, Any]:
+    """(g) the dispatcher's board in Chromium under a 20 calls/s stream (own database)."""
+    from bench import surge
+
+    db = with_db(base, "cad_bench_surge")
+    senv = {**env, "CAD_DATABASE_URL": db}
+    asyncio.run(recreate_db(db))
+    cad(senv, "migrate")
+    cad(senv, "seed-demo")
+    srv = ours(senv)
+    try:
+        return surge.run(db, srv.url, quick=args.quick, screenshot=RESULTS / "surge-board.png")
+    finally:
+        srv.stop()
+
+
+def places_phase(env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    """(i) /api/places and /reverse p99 at 20 clients; `cad seed-demo` loaded every London
+    postcode into this database."""
+    from bench import places
+
+    srv = ours(env)
+    try:
+        return places.run(srv.port, token(srv.url), clients=20, seconds=5.0 if args.quick else 10.0)
+    finally:
+        srv.stop()
 
 
 def pyspy_profile(srv: Server, args: argparse.Namespace, seconds: int = 8) -> dict[str, Any]:
@@ -660,6 +706,107 @@ def rows(res: dict[str, Any]) -> list[dict[str, Any]]:
             "≤ 10 MB",
             e["growth_mb_per_10k_calls"] <= 10,
         )
+    if "backlog" in res:
+        g = res["backlog"]
+        full, empty = g["full"], g["empty"]
+        add(
+            f"(f) intake calls/s with {g['backlog']:,} incidents in the last hour (baseline: none)",
+            full["rate_per_s"],
+            empty["rate_per_s"],
+            "within 10%",
+            abs(full["rate_per_s"] - empty["rate_per_s"]) <= 0.1 * empty["rate_per_s"],
+        )
+        add(
+            f"(f) duplicate search rows read with {g['backlog']:,} (baseline: none)",
+            g["full_search"]["rows_read"],
+            g["empty_search"]["rows_read"],
+            "bounded by the index",
+            g["full_search"]["uses_index"] and g["full_search"]["rows_read"] <= 500,
+        )
+    if "surge" in res and "surge" in res["surge"]:
+        h = res["surge"]
+        sg = h["surge"]
+        add(
+            f"(g) assignment-to-board p50 ms during a {sg['rate_target_per_s']:g} calls/s stream "
+            f"({sg['consoles']} consoles, {sg['open_before']:,} open)",
+            sg["p50_ms"],
+            None,
+            "report",
+            None,
+        )
+        add(
+            "(g) assignment-to-board p99 ms, every console",
+            sg["p99_ms"],
+            None,
+            "≤ 1,000 ms, none missing",
+            (sg["p99_ms"] or 1e9) <= 1000 and sg["missing"] == 0,
+        )
+        add(
+            "(g) longest main-thread task ms during the stream",
+            sg["longest_task_ms"],
+            None,
+            "≤ 100 ms",
+            (sg["longest_task_ms"] or 0) <= 100,
+        )
+        add(
+            "(g) HTTP requests per console per minute of the stream (max)",
+            max(sg["requests_per_console_per_min"]),
+            None,
+            "no per-event refetch (bench: ≤ 30)",
+            max(sg["requests_per_console_per_min"]) <= 30,
+        )
+        big, small = h["render_10000"], h["render_100"]
+        add(
+            f"(g) board render ms at {big['open']:,} open (baseline: {small['open']:,} open)",
+            big["first_queue_ms"],
+            small["first_queue_ms"],
+            "≤ 100 ms",
+            (big["first_queue_ms"] or 1e9) <= 100,
+        )
+    if "areas" in res:
+        h = res["areas"]
+        add(
+            "(h) point → borough + ward p50 µs, real postcode positions (baseline: STRtree + "
+            "prepared polygons)",
+            h["ours"]["p50_us"],
+            h["reference"]["p50_us"],
+            "report",
+            None,
+        )
+        add(
+            "(h) point → borough + ward p99 µs (baseline: STRtree + prepared polygons)",
+            h["ours"]["p99_us"],
+            h["reference"]["p99_us"],
+            "≤ 50 µs",
+            h["ours"]["p99_us"] <= 50,
+        )
+    if "places" in res:
+        i = res["places"]
+        base = i["grades"]["p99_ms"]
+        add(
+            f"(i) /api/places?q= type-ahead p99 ms, {i['clients']} clients typing (a request "
+            f"each per {i['typing_every_ms']:g} ms), all London postcodes (baseline: GET "
+            "/api/grades, same token check, no database)",
+            i["places"]["p99_ms"],
+            base,
+            "≤ 10 ms",
+            i["places"]["p99_ms"] <= 10 and not i["places"]["errors"],
+        )
+        add(
+            "(i) /api/places/reverse p99 ms (baseline: GET /api/grades)",
+            i["reverse"]["p99_ms"],
+            base,
+            "≤ 5 ms",
+            i["reverse"]["p99_ms"] <= 5 and not i["reverse"]["errors"],
+        )
+        add(
+            f"(i) type-ahead requests/s, {i['clients']} clients in a closed loop (baseline: "
+            "GET /healthz)",
+            i["places_closed_loop"]["rate_per_s"],
+            i["healthz_closed_loop"]["rate_per_s"],
+            "report",
+            None,
+        )
     return out
 
 
@@ -702,7 +849,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.run", description="benchmarks with same-run baselines"
     )
     p.add_argument("--quick", action="store_true", help="shorter phases, 20,000-call memory run")
-    p.add_argument("--only", default="intake,recommend,fanout,positions,memory")
+    p.add_argument(
+        "--only", default="intake,recommend,fanout,positions,memory,backlog,surge,areas,places"
+    )
     p.add_argument(
         "--pyspy", action="store_true", help="profile intake with py-spy even if targets are met"
     )
@@ -759,6 +908,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         log(f"recommend: {res['recommend']}")
 
+    if "areas" in only:
+        from bench import areas as areas_bench
+
+        res["areas"] = areas_bench.run(n_points=5_000 if args.quick else 20_000)
+        log(f"areas: {res['areas']}")
+
     srv_o = srv_f = None
     diagnose = False
     try:
@@ -797,6 +952,15 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             diag.stop()
         log(f"intake without auto-dispatch: {res['intake']['ours_without_auto_dispatch']}")
+    if "backlog" in only:
+        res["backlog"] = backlog_phase(env, base, args)
+        log(f"backlog: {res['backlog']}")
+    if "surge" in only:
+        res["surge"] = surge_phase(env, base, args)
+        log(f"surge: {json.dumps(res['surge'], default=str)[:2000]}")
+    if "places" in only:
+        res["places"] = places_phase(env, args)
+        log(f"places: {res['places']}")
     if "memory" in only:
         res["memory"] = memory(env, args)
     asyncio.run(clear_redis(redis_url, prefix))

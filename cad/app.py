@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from cad.alarms.router import router as alarms_router
-from cad.areas.service import load_active
+from cad.areas.service import load_levels
 from cad.auth.router import router as auth_router
 from cad.calls.router import router as calls_router
 from cad.catalogue.router import router as catalogue_router
@@ -36,6 +36,7 @@ from cad.http import JSON
 from cad.incidents.router import router as incidents_router
 from cad.leader import Leader
 from cad.observability import RequestContextMiddleware, configure_logging
+from cad.places.router import router as places_router
 from cad.ratelimit import RateLimiter
 from cad.state import AppState, plans_from_catalogue
 from cad.stats.router import router as stats_router
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         )
         projector = Projector(settings.epsg)
         async with pool.acquire() as conn:
-            areas = await load_active(conn, projector)
+            areas, wards = await load_levels(conn, projector)
             deployment = await conn.fetchval("SELECT id::text FROM deployment")
         # Streams and channels carry this database's identity: a recreated database never
         # reads the events of its predecessor left in Redis.
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             redis=redis,
             projector=projector,
             areas=areas,
+            wards=wards,
             catalogue=catalogue,
             scheme=load_scheme(),
             rules=load_rules(),
@@ -100,7 +102,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             state.hub.add_listener(state.leader.on_event)
             await state.leader.start()
         app.state.cad = state
-        log.info("app.started", units=len(state.directory), areas=len(areas))
+        log.info(
+            "app.started",
+            units=len(state.directory),
+            areas=len(areas),
+            wards=len(wards) if wards is not None else 0,
+        )
         try:
             yield
         finally:
@@ -135,6 +142,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         events_router,
         stats_router,
         alarms_router,
+        places_router,
     ):
         app.include_router(router)
     if settings.cors_origins:

@@ -57,9 +57,16 @@ async def _seed_demo() -> None:
         async with conn.transaction():
             areas = await load_active(conn, Projector(get_settings().epsg))
             counts = await seed_demo(conn, areas)
+        gazetteer = await _ensure_gazetteer(conn)
     finally:
         await conn.close()
     print(f"demo data: {counts['units']} units, {counts['users']} users, {len(areas)} areas")
+    loaded = gazetteer["postcodes"]
+    print(
+        f"gazetteer: {gazetteer['postcode_count']:,} postcodes"
+        + (f" ({loaded['inserted']:,} new, {loaded['updated']:,} updated)" if loaded else "")
+        + f", {gazetteer['places']:,} named places"
+    )
     print("demo sign-ins (username / password / role):")
     for user in DEMO_USERS:
         print(
@@ -68,8 +75,9 @@ async def _seed_demo() -> None:
         )
 
 
-async def _areas_import(path: str) -> None:
-    from cad.areas.service import import_areas
+async def _areas_import(path: str, level: str = "borough") -> None:
+    from cad.areas.service import import_areas, load_levels
+    from cad.places.service import load_places
     from gis.areas import AreaImportError
     from gis.projection import Projector
 
@@ -83,14 +91,110 @@ async def _areas_import(path: str) -> None:
     conn = await _connect()
     try:
         async with conn.transaction():
-            areas = await import_areas(
-                conn, data, file.name, "admin:cli", Projector(get_settings().epsg)
-            )
+            projector = Projector(get_settings().epsg)
+            areas = await import_areas(conn, data, file.name, "admin:cli", projector, level)
+            # The gazetteer names boroughs and wards: keep it in step with the new sets.
+            active, wards = await load_levels(conn, projector)
+            await load_places(conn, active, wards)
     except AreaImportError as exc:
         _fail(f"{path}: {exc}")
     finally:
         await conn.close()
-    print(f"imported {len(areas)} response areas from {path}; restart workers to use them")
+    what = "response areas" if level == "borough" else "wards (sectors)"
+    print(f"imported {len(areas)} {what} from {path}; restart workers to use them")
+
+
+class _Progress:
+    """A one-line progress bar on stderr, redrawn at most 5 times a second."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.2 and done < total:
+            return
+        self.last, self.shown = now, True
+        width = 30
+        filled = int(width * done / max(total, 1))
+        bar = "#" * filled + "." * (width - filled)
+        sys.stderr.write(f"\r{self.label} [{bar}] {100 * done // max(total, 1):3d}%")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+async def _ensure_gazetteer(conn: asyncpg.Connection) -> dict[str, Any]:
+    """The packaged London postcodes (if absent or older) and the named places."""
+    from cad.areas.service import load_levels
+    from cad.places.service import ensure_gazetteer
+    from gis.projection import Projector
+
+    bar = _Progress("london postcodes")
+    try:
+        async with conn.transaction():
+            areas, wards = await load_levels(conn, Projector(get_settings().epsg))
+            return await ensure_gazetteer(conn, areas, wards, bar)
+    finally:
+        bar.close()
+
+
+async def _gazetteer_import(paths: list[str]) -> None:
+    from cad.places import repository
+    from cad.places.service import CodePointError, ImportSummary, import_codepoint
+
+    files = [Path(p) for p in paths]
+    for f in files:
+        if not f.is_file():
+            _fail(f"{f}: no such file")
+    conn = await _connect()
+    done: list[ImportSummary] = []
+    try:
+        for i, f in enumerate(files, 1):
+            bar = _Progress(f"[{i}/{len(files)}] {f.name}")
+            try:
+                # One transaction per file: a bad line loads nothing of its file, and
+                # the files before it stay loaded (re-running them changes nothing).
+                async with conn.transaction():
+                    done.append(await import_codepoint(conn, f, bar))
+            except CodePointError as exc:
+                bar.close()
+                if done:
+                    print(f"loaded before the error: {', '.join(Path(s.file).name for s in done)}")
+                _fail(str(exc))
+            bar.close()
+        total = await repository.postcode_count(conn)
+    finally:
+        await conn.close()
+    _print_import_summary(done, total)
+
+
+def _print_import_summary(done: list[Any], total: int) -> None:
+    head = f"{'file':<40} {'read':>10} {'inserted':>10} {'updated':>10} {'unchanged':>10} {'skipped':>8}"
+    print(head)
+    skipped: dict[str, int] = {}
+    sums = [0, 0, 0, 0, 0]
+    for s in done:
+        n_skip = sum(s.skipped.values())
+        row = [s.rows_read, s.inserted, s.updated, s.unchanged, n_skip]
+        sums = [a + b for a, b in zip(sums, row, strict=True)]
+        for reason, n in s.skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + n
+        name = Path(s.file).name
+        print(f"{name[:40]:<40} " + " ".join(f"{v:>10,}" for v in row[:4]) + f" {n_skip:>8,}")
+    if len(done) > 1:
+        print(f"{'total':<40} " + " ".join(f"{v:>10,}" for v in sums[:4]) + f" {sums[4]:>8,}")
+    for reason, n in sorted(skipped.items()):
+        print(f"skipped {n:,}: {reason}")
+    dups = sum(s.duplicates for s in done)
+    if dups:
+        print(f"{dups:,} postcodes listed twice in a file: the last line was kept")
+    print(f"postcodes in the gazetteer: {total:,}")
 
 
 async def _users_add(username: str, role: str, password: str, unit: str | None) -> None:
@@ -155,6 +259,18 @@ def main(argv: list[str] | None = None) -> None:
     areas_sub = areas.add_subparsers(dest="areas_command", required=True)
     imp = areas_sub.add_parser("import", help="replace the response areas from a GeoJSON file")
     imp.add_argument("file")
+    imp.add_argument(
+        "--level",
+        choices=("borough", "ward"),
+        default="borough",
+        help="borough: the response areas (default); ward: the sectors within them",
+    )
+    gaz = sub.add_parser("gazetteer", help="postcodes and places")
+    gaz_sub = gaz.add_subparsers(dest="gazetteer_command", required=True)
+    gimp = gaz_sub.add_parser(
+        "import", help="load OS Code-Point Open CSV files (headerless or with a header, .gz ok)"
+    )
+    gimp.add_argument("files", nargs="+", metavar="FILE")
     users = sub.add_parser("users", help="user accounts")
     users_sub = users.add_subparsers(dest="users_command", required=True)
     add = users_sub.add_parser("add", help="add or update a user")
@@ -206,7 +322,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(json.dumps(summary, indent=2))
     elif args.command == "areas":
-        asyncio.run(_areas_import(args.file))
+        asyncio.run(_areas_import(args.file, args.level))
+    elif args.command == "gazetteer":
+        asyncio.run(_gazetteer_import(args.files))
     elif args.command == "users":
         asyncio.run(_users_add(args.username, args.role, args.password, args.unit))
     if args.command not in ("serve", "simulate"):

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     areas_file: str | None = Field(default=None, description="GeoJSON loaded at start if set")
+    # A raster tile layer drawn under the consoles' vector map, e.g. an organisation's own
+    # tile server: "https://tiles.example.org/{z}/{x}/{y}.png". Unset: offline vector map.
+    map_tile_url: str | None = None
+    map_attribution: str = ""
+    map_max_zoom: int = 19
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:

@@ -79,8 +79,12 @@ class FleetSync:
         ]
 
     async def stop(self) -> None:
+        # redis-py (8.1) can swallow a cancel that lands inside pubsub.subscribe/listen, and
+        # the task then listens forever: cancel again until it has really ended.
         for task in self._tasks:
-            task.cancel()
+            while not task.done():
+                task.cancel()
+                await asyncio.wait([task], timeout=0.5)
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def on_event(self, event: Event) -> None:

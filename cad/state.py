@@ -40,7 +40,11 @@ class AppState:
     fleet: FleetSync | None = None
     leader: Leader | None = None
     limiter: RateLimiter | None = None
-    areas_geojson: dict[str, object] | None = None
+    # Sector level within the areas (London's 2014 wards by default); None when an imported
+    # area set has no imported wards.
+    wards: AreaSet | None = None
+    # /api/areas bodies per level ("borough", "ward"), simplified once and kept.
+    areas_geojson_by_level: dict[str, dict[str, object]] = field(default_factory=dict)
     # Redis prefix for streams and channels: CAD_REDIS_PREFIX plus this database's id.
     stream_prefix: str = "cad"
 

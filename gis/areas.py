@@ -1,21 +1,34 @@
-"""Service area and response areas (boroughs, sectors): point-in-area lookups."""
+"""Service area and response areas (boroughs, wards, sectors): point-in-area lookups.
+
+Lookups go through a regular grid over the service area's bounding box (~50 m cells). A cell
+that no boundary crosses lies wholly inside one area (or wholly outside the service area),
+so its answer is stored and a lookup is two multiplications and an array read. Only cells
+that a boundary crosses keep a short list of candidate areas, tested with prepared polygons.
+`area_for_reference` is the plain STRtree + prepared-polygon lookup the grid must agree with.
+"""
 
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import math
 import re
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
 from gis.projection import FloatArray, Projector, validate_lat_lng
+
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -23,6 +36,7 @@ class Area:
     code: str
     name: str
     geometry: BaseGeometry  # WGS84 (lng, lat) Polygon or MultiPolygon
+    parent: str | None = None  # wards: the borough's GSS code
 
 
 class AreaImportError(ValueError):
@@ -31,9 +45,44 @@ class AreaImportError(ValueError):
 
 _NAME_FIELDS = ("NAME", "name", "Name", "BOROUGH", "borough", "Borough")
 _CODE_FIELDS = ("GSS_CODE", "gss_code", "code", "CODE", "Code", "id", "ID")
+_PARENT_FIELDS = ("parent", "PARENT", "parent_code", "LB_GSS_CD")
 # ONS boundary files name columns by vintage: LAD23NM / LAD23CD, WD22NM, ...
 _NAME_RE = re.compile(r"^[A-Z]{2,4}\d{2}NM$", re.IGNORECASE)
 _CODE_RE = re.compile(r"^[A-Z]{2,4}\d{2}CD$", re.IGNORECASE)
+_PARENT_RE = re.compile(r"^LAD\d{2}CD$", re.IGNORECASE)
+
+# Grid cells: ~50 m keeps most lookups off the polygons; the cap bounds memory (4 bytes a
+# cell) for a service area as large as Great Britain, where cells grow instead.
+_CELL_M = 50.0
+_MAX_CELLS = 2_000_000
+_M_PER_DEG = 111_320.0
+# Boundary marks are widened by this much (degrees, ~0.1 mm) so that float rounding in the
+# cell index of a point can never land it in a cell believed to be boundary-free.
+_EPS = 1e-9
+_OUTSIDE = -1  # grid value: no area (outside the service area)
+_NO_AREA = -2  # while building: in the service area but in no area
+
+
+@dataclass(frozen=True, slots=True)
+class _Mixed:
+    """A grid cell crossed by a boundary: test these areas, in list order."""
+
+    geoms: npt.NDArray[np.object_]
+    indices: tuple[int, ...]
+    check_service: bool  # the service area's own boundary crosses the cell
+
+
+class _Grid:
+    def __init__(self, x0: float, y0: float, x1: float, y1: float, dx: float, dy: float) -> None:
+        self.x0, self.y0, self.x1, self.y1 = x0, y0, x1, y1
+        self.kx, self.ky = 1.0 / dx, 1.0 / dy
+        self.dx, self.dy = dx, dy
+        self.nx = int((x1 - x0) * self.kx) + 1
+        self.ny = int((y1 - y0) * self.ky) + 1
+        # values: >= 0 area index, -1 outside, <= -2 mixed cell number (-2 - value)
+        self.values: npt.NDArray[np.int32] = np.full(self.nx * self.ny, _OUTSIDE, np.int32)
+        self.cells: array[int] = array("i")
+        self.mixed: list[_Mixed] = []
 
 
 class AreaSet:
@@ -58,6 +107,10 @@ class AreaSet:
         shapely.prepare(service_area)
         self.service_area: BaseGeometry = service_area
         self._by_code = {a.code: a for a in self.areas}
+        self._grid = self._build_grid()
+        # Browser bodies take seconds to simplify (630 wards) and never change: made once
+        # per set, shared by every app in the process. Callers must not mutate them.
+        self._geojson: dict[tuple[float, int], dict[str, Any]] = {}
 
     def __len__(self) -> int:
         return len(self.areas)
@@ -77,7 +130,14 @@ class AreaSet:
     def contains(self, lat: float, lng: float) -> bool:
         """Whether the point is in the service area (its boundary counts as inside)."""
         validate_lat_lng(lat, lng)
-        return bool(self.service_area.covers(shapely.Point(lng, lat)))
+        lat, lng = float(lat), float(lng)
+        g = self._grid
+        if not (g.x0 <= lng <= g.x1 and g.y0 <= lat <= g.y1):
+            return False
+        v = g.cells[int((lat - g.y0) * g.ky) * g.nx + int((lng - g.x0) * g.kx)]
+        if v != _OUTSIDE and (v >= 0 or not g.mixed[-2 - v].check_service):
+            return True
+        return bool(shapely.intersects_xy(self.service_area, lng, lat))
 
     def area_for(self, lat: float, lng: float) -> Area | None:
         """The response area of a point; None outside the service area.
@@ -86,15 +146,209 @@ class AreaSet:
         in no area (slivers between imported polygons) get the nearest area.
         """
         validate_lat_lng(lat, lng)
+        lat, lng = float(lat), float(lng)
+        g = self._grid
+        if not (g.x0 <= lng <= g.x1 and g.y0 <= lat <= g.y1):
+            return None
+        v = g.cells[int((lat - g.y0) * g.ky) * g.nx + int((lng - g.x0) * g.kx)]
+        if v >= 0:
+            return self.areas[v]
+        if v == _OUTSIDE:
+            return None
+        m = g.mixed[-2 - v]
+        if m.check_service and not shapely.intersects_xy(self.service_area, lng, lat):
+            return None
+        if m.indices:
+            # One call for all candidates: per-call overhead is most of the cost here.
+            hits = shapely.intersects_xy(m.geoms, lng, lat).tolist()
+            for k, hit in zip(m.indices, hits, strict=True):
+                if hit:
+                    return self.areas[k]
+        return self.areas[self._nearest(shapely.Point(lng, lat))]
+
+    def area_for_reference(self, lat: float, lng: float) -> Area | None:
+        """`area_for` without the grid: STRtree + prepared polygons for every point.
+
+        Same answers, several times slower; kept as the yardstick the grid is tested and
+        benchmarked against.
+        """
+        validate_lat_lng(lat, lng)
         pt = shapely.Point(lng, lat)
         if not self.service_area.covers(pt):
             return None
         for i in sorted(self._tree.query(pt).tolist()):
             if self._geoms[i].covers(pt):
                 return self.areas[int(i)]
+        return self.areas[self._nearest(pt)]
+
+    def _covering(self, pts: npt.NDArray[np.object_]) -> tuple[IntArray, IntArray]:
+        """(point, area) index pairs where the area covers the point."""
+        # The tree's own predicate would prepare the points, not the polygons: filter the
+        # bounding-box hits with the prepared polygons instead.
+        pi, ai = self._tree.query(pts)
+        keep = shapely.intersects(self._geoms[ai], pts[pi])
+        return pi[keep].astype(np.int64), ai[keep].astype(np.int64)
+
+    def _nearest(self, pt: BaseGeometry) -> int:
         # Nearest in degrees: slivers are metres wide, so the distortion cannot matter.
-        nearest = self._tree.query_nearest(pt)
-        return self.areas[int(min(nearest.tolist()))]
+        return int(min(self._tree.query_nearest(pt).tolist()))
+
+    def indices_for_many(self, lats: npt.ArrayLike, lngs: npt.ArrayLike) -> IntArray:
+        """`area_for` over arrays: the index into `areas` of each point, -1 for none.
+
+        Raises ValueError when any point is not a WGS84 coordinate.
+        """
+        lat = np.asarray(lats, dtype=np.float64).ravel()
+        lng = np.asarray(lngs, dtype=np.float64).ravel()
+        if lat.shape != lng.shape:
+            raise ValueError("lats and lngs differ in length")
+        bad = ~((np.abs(lat) <= 90.0) & (np.abs(lng) <= 180.0))  # also catches NaN
+        if bad.any():
+            i = int(bad.argmax())
+            validate_lat_lng(lat[i], lng[i])
+        g = self._grid
+        out = np.full(lat.shape, _OUTSIDE, dtype=np.int64)
+        inside = (g.x0 <= lng) & (lng <= g.x1) & (g.y0 <= lat) & (lat <= g.y1)
+        rows = ((lat[inside] - g.y0) * g.ky).astype(np.int64)
+        cols = ((lng[inside] - g.x0) * g.kx).astype(np.int64)
+        out[inside] = g.values[rows * g.nx + cols]
+        slow = np.flatnonzero(out <= -2)
+        if slow.size:
+            out[slow] = self._indices_exact(lat[slow], lng[slow])
+        return out
+
+    def areas_for_many(self, lats: npt.ArrayLike, lngs: npt.ArrayLike) -> list[str | None]:
+        """`area_for` over arrays: the code of each point's area, None for none."""
+        codes = [a.code for a in self.areas]
+        return [codes[i] if i >= 0 else None for i in self.indices_for_many(lats, lngs).tolist()]
+
+    def _indices_exact(self, lat: FloatArray, lng: FloatArray) -> IntArray:
+        """The reference lookup, vectorised: used for points in boundary cells."""
+        pts = shapely.points(lng, lat)
+        out = np.full(len(pts), _OUTSIDE, dtype=np.int64)
+        served = shapely.intersects(self.service_area, pts)
+        if not served.any():
+            return out
+        idx = np.flatnonzero(served)
+        pi, ai = self._covering(pts[idx])
+        best = np.full(len(idx), len(self.areas), dtype=np.int64)
+        np.minimum.at(best, pi, ai)
+        found = best < len(self.areas)
+        out[idx[found]] = best[found]
+        for j in idx[~found].tolist():
+            out[j] = self._nearest(pts[j])
+        return out
+
+    # -- the grid ---------------------------------------------------------------------
+
+    def _build_grid(self) -> _Grid:
+        x0, y0, x1, y1 = (float(v) for v in self.service_area.bounds)
+        mid = math.cos(math.radians(max(-89.0, min(89.0, (y0 + y1) / 2))))
+        cell_m = _CELL_M
+        w_m, h_m = (x1 - x0) * _M_PER_DEG * mid, (y1 - y0) * _M_PER_DEG
+        if (w_m / cell_m + 1) * (h_m / cell_m + 1) > _MAX_CELLS:
+            cell_m = math.sqrt(w_m * h_m / _MAX_CELLS) * 1.05
+        g = _Grid(x0, y0, x1, y1, cell_m / (_M_PER_DEG * mid), cell_m / _M_PER_DEG)
+        n_cells, n_areas = g.nx * g.ny, len(self.areas)
+
+        # 1. Which cells each boundary crosses (owner n_areas: the service area's own).
+        cell, owner = self._boundary_cells(g)
+        crossed = np.zeros(n_cells, dtype=bool)
+        crossed[cell] = True
+        service_crossed = np.zeros(n_cells, dtype=bool)
+        service_crossed[cell[owner == n_areas]] = True
+
+        # 2. Boundary-free cells: a run of them along a row lies wholly within the same
+        # areas, so one point per run classifies the whole run.
+        flat = np.arange(n_cells)
+        starts = flat[~crossed & ((flat % g.nx == 0) | np.roll(crossed, 1))]
+        values = np.full(n_cells, _OUTSIDE, dtype=np.int64)
+        if len(starts):
+            run_of = np.zeros(n_cells, dtype=np.int64)
+            run_of[starts] = np.arange(len(starts))
+            values = self._classify_points(g, starts)[np.maximum.accumulate(run_of)]
+
+        # 3. Cells left to the polygons: crossed cells in the service area, and boundary-
+        # free cells in the service area but in no area (slivers: nearest area). Their
+        # candidates: areas whose boundary crosses the cell + areas covering its centre
+        # (which may cover all of it).
+        centres = self._cell_centres(g, np.flatnonzero(crossed))
+        served = np.zeros(n_cells, dtype=bool)
+        served[flat[crossed]] = shapely.intersects(self.service_area, centres)
+        pi, ai = self._covering(centres)
+        slow = (crossed & (served | service_crossed)) | (~crossed & (values == _NO_AREA))
+        values[crossed & ~slow] = _OUTSIDE
+        pairs = np.unique(
+            np.concatenate(
+                [
+                    (cell * (n_areas + 1) + owner)[owner < n_areas],
+                    flat[crossed][pi] * (n_areas + 1) + ai,
+                ]
+            )
+        )
+        pair_cell, pair_area = pairs // (n_areas + 1), (pairs % (n_areas + 1)).tolist()
+        slow_cells = np.flatnonzero(slow)
+        lo = np.searchsorted(pair_cell, slow_cells, "left").tolist()
+        hi = np.searchsorted(pair_cell, slow_cells, "right").tolist()
+        keyed: dict[tuple[tuple[int, ...], bool], int] = {}
+        kinds: list[int] = []
+        for a, b, check in zip(lo, hi, service_crossed[slow_cells].tolist(), strict=True):
+            key = (tuple(pair_area[a:b]), check)
+            k = keyed.get(key)
+            if k is None:
+                k = keyed[key] = len(g.mixed)
+                geoms = np.array([self._geoms[i] for i in key[0]], dtype=object)
+                g.mixed.append(_Mixed(geoms, key[0], check))
+            kinds.append(k)
+        values[slow_cells] = -2 - np.array(kinds, dtype=np.int64)
+        g.cells = array("i", values.astype(np.int32).tobytes())
+        # The same memory seen by numpy, for the vectorised lookups.
+        g.values = np.frombuffer(g.cells, dtype=np.int32)
+        return g
+
+    def _boundary_cells(self, g: _Grid) -> tuple[IntArray, IntArray]:
+        """Distinct (cell, owner) pairs: the cells each boundary passes through or touches,
+        owner = area index, or len(areas) for the service area's boundary."""
+        # Segments are cut shorter than half a cell, so each (widened by _EPS) lies in the
+        # 2x2 block of cells around the cells of its end points.
+        owners = np.array([*self._geoms, self.service_area], dtype=object)
+        rings = shapely.segmentize(shapely.boundary(owners), 0.5 * min(g.dx, g.dy))
+        # A MultiLineString's lines are separate paths: no segment joins one to the next.
+        parts, part_owner = shapely.get_parts(rings, return_index=True)
+        xy, part_of = shapely.get_coordinates(parts, return_index=True)
+        same = part_of[1:] == part_of[:-1]
+        a, b = xy[:-1][same], xy[1:][same]
+        owner = part_owner[part_of[:-1][same]].astype(np.int64)
+        lo, hi = np.minimum(a, b) - _EPS, np.maximum(a, b) + _EPS
+        c_lo = np.clip(np.floor((lo[:, 0] - g.x0) * g.kx), 0, g.nx - 1).astype(np.int64)
+        c_hi = np.clip(np.floor((hi[:, 0] - g.x0) * g.kx), 0, g.nx - 1).astype(np.int64)
+        r_lo = np.clip(np.floor((lo[:, 1] - g.y0) * g.ky), 0, g.ny - 1).astype(np.int64)
+        r_hi = np.clip(np.floor((hi[:, 1] - g.y0) * g.ky), 0, g.ny - 1).astype(np.int64)
+        n = len(self.areas) + 1
+        keys = np.concatenate(
+            [(r * g.nx + c) * n + owner for r in (r_lo, r_hi) for c in (c_lo, c_hi)]
+        )
+        keys = np.unique(keys)
+        return keys // n, keys % n
+
+    def _cell_centres(self, g: _Grid, cells: IntArray) -> npt.NDArray[np.object_]:
+        xs = g.x0 + (cells % g.nx + 0.5) * g.dx
+        ys = g.y0 + (cells // g.nx + 0.5) * g.dy
+        pts: npt.NDArray[np.object_] = shapely.points(xs, ys)
+        return pts
+
+    def _classify_points(self, g: _Grid, cells: IntArray) -> IntArray:
+        """The lookup at each cell's centre: area index, _OUTSIDE, or _NO_AREA (in the
+        service area but in no area)."""
+        pts = self._cell_centres(g, cells)
+        served = shapely.intersects(self.service_area, pts)
+        out = np.where(served, _NO_AREA, _OUTSIDE).astype(np.int64)
+        pi, ai = self._covering(pts)
+        best = np.full(len(cells), len(self.areas), dtype=np.int64)
+        np.minimum.at(best, pi, ai)
+        found = served & (best < len(self.areas))
+        out[found] = best[found]
+        return out
 
     # -- GeoJSON ----------------------------------------------------------------------
 
@@ -105,11 +359,14 @@ class AreaSet:
         name_field: str | None = None,
         code_field: str | None = None,
         projector: Projector | None = None,
+        parent_field: str | None = None,
+        service_area: BaseGeometry | None = None,
     ) -> AreaSet:
         """Areas from a parsed GeoJSON FeatureCollection of (Multi)Polygons in WGS84.
 
-        Name and code fields are detected unless given; without any code field the
-        feature's top-level "id" is used, then the name. Invalid polygons are repaired.
+        Name, code and parent fields are detected unless given; without any code field the
+        feature's top-level "id" is used, then the name. A parent (for wards, the borough
+        code) is optional. Invalid polygons are repaired.
         """
         if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
             got = data.get("type") if isinstance(data, dict) else type(data).__name__
@@ -134,6 +391,9 @@ class AreaSet:
                 "or an ONS ..NM column; pass name_field)"
             )
         cf = code_field or _detect_field(props_list, _CODE_FIELDS, _CODE_RE)
+        pf = parent_field or _detect_field(props_list, _PARENT_FIELDS, _PARENT_RE)
+        if pf == cf:
+            pf = None
 
         areas: list[Area] = []
         seen: dict[str, int] = {}
@@ -157,48 +417,65 @@ class AreaSet:
                     f"feature {i}: duplicate {field} {code!r} (also feature {seen[code]})"
                 )
             seen[code] = i
-            areas.append(Area(code=code, name=name, geometry=_feature_polygon(i, f)))
-        return cls(areas, projector=projector)
+            parent_v = props.get(pf) if pf is not None else None
+            parent = str(parent_v).strip() or None if parent_v is not None else None
+            areas.append(Area(code=code, name=name, geometry=_feature_polygon(i, f), parent=parent))
+        return cls(areas, service_area=service_area, projector=projector)
 
-    def to_geojson(self, simplify_m: float = 0) -> dict[str, Any]:
-        """FeatureCollection with properties {code, name}, WGS84 rounded to 5 decimals.
+    def to_geojson(self, simplify_m: float = 0, decimals: int = 5) -> dict[str, Any]:
+        """FeatureCollection with properties {code, name, parent?}, WGS84 rounded to
+        `decimals` (5: ~1 m).
 
         `simplify_m` > 0 simplifies each area independently (tolerance in metres), which
         is meant for browser maps: neighbours may then gap or overlap slightly.
         """
+        key = (simplify_m, decimals)
+        if key not in self._geojson:
+            self._geojson[key] = self._make_geojson(simplify_m, decimals)
+        return self._geojson[key]
+
+    def _make_geojson(self, simplify_m: float, decimals: int) -> dict[str, Any]:
+        def rounded(coords: FloatArray) -> FloatArray:
+            return np.round(coords, decimals)
+
+        geoms = self._geoms
+        if simplify_m > 0:
+            # All areas in one collection: one projection call each way instead of one per
+            # area, and GEOS simplifies the lot in one go (630 wards: ~5x faster).
+            p = self.projector
+            metres = shapely.get_parts(p.project_geometry(shapely.geometrycollections(geoms)))
+            simple = shapely.simplify(metres, simplify_m, preserve_topology=True)
+            geoms = shapely.get_parts(p.unproject_geometry(shapely.geometrycollections(simple)))
+        texts = shapely.to_geojson(shapely.transform(geoms, rounded)).tolist()
         features: list[dict[str, Any]] = []
-        for a in self.areas:
-            g = a.geometry
-            if simplify_m > 0:
-                p = self.projector
-                g = p.unproject_geometry(
-                    p.project_geometry(g).simplify(simplify_m, preserve_topology=True)
-                )
-            g = shapely.transform(g, _round5)
-            features.append(
-                {
-                    "type": "Feature",
-                    "properties": {"code": a.code, "name": a.name},
-                    "geometry": json.loads(shapely.to_geojson(g)),
-                }
-            )
+        for a, text in zip(self.areas, texts, strict=True):
+            props: dict[str, str] = {"code": a.code, "name": a.name}
+            if a.parent is not None:
+                props["parent"] = a.parent
+            features.append({"type": "Feature", "properties": props, "geometry": json.loads(text)})
         return {"type": "FeatureCollection", "features": features}
 
     # -- built-in London --------------------------------------------------------------
 
     @classmethod
     def london_default(cls) -> AreaSet:
-        """An approximate Greater London that needs no file.
+        """The 33 London local authorities (32 boroughs + City), real boundaries.
 
-        Areas are Voronoi cells of hand-placed borough centroids clipped to a hand-drawn
-        outline: good to a kilometre or so near borough boundaries. Import the real
-        boundaries (`cad areas import`) for production.
+        From the ONS / London Datastore boundary files shipped as package data
+        (gis/data, built by scripts/build_package_data.py), extended to the middle of the
+        Thames along the 2014 ward lines. Built once per process.
         """
-        return _london_default()
+        return _london_boroughs()
 
+    @classmethod
+    def london_wards(cls) -> AreaSet:
+        """The 630 London wards of 2014, each with `parent` = its borough's GSS code.
 
-def _round5(coords: FloatArray) -> FloatArray:
-    return np.round(coords, 5)
+        Shares the boroughs' service area: a point in London always gets a ward (the
+        nearest, for the few metres where ward and borough files disagree), a point
+        outside gets none. Built once per process.
+        """
+        return _london_wards()
 
 
 def _detect_field(
@@ -211,6 +488,10 @@ def _detect_field(
         if c in keys:
             return c
     matches = sorted(k for k in keys if pattern.match(k))
+    if len(matches) > 1:
+        # An ONS ward file has WD22CD and LAD22CD: the ward's own column has the most
+        # distinct values.
+        matches.sort(key=lambda k: -len({str(p.get(k)) for p in props_list}))
     return matches[0] if matches else None
 
 
@@ -257,97 +538,27 @@ def _polygonal(g: BaseGeometry) -> BaseGeometry:
     return MultiPolygon(polys) if len(polys) != 1 else polys[0]
 
 
-# Approximate centroids (lat, lng) of the 33 London local authorities, with ONS GSS codes.
-_LONDON_BOROUGHS: tuple[tuple[str, str, float, float], ...] = (
-    ("E09000001", "City of London", 51.5155, -0.0922),
-    ("E09000002", "Barking and Dagenham", 51.5450, 0.1290),
-    ("E09000003", "Barnet", 51.6150, -0.2070),
-    ("E09000004", "Bexley", 51.4580, 0.1450),
-    ("E09000005", "Brent", 51.5640, -0.2750),
-    ("E09000006", "Bromley", 51.3670, 0.0560),
-    ("E09000007", "Camden", 51.5460, -0.1620),
-    ("E09000008", "Croydon", 51.3550, -0.0870),
-    ("E09000009", "Ealing", 51.5130, -0.3090),
-    ("E09000010", "Enfield", 51.6480, -0.0870),
-    ("E09000011", "Greenwich", 51.4750, 0.0580),
-    ("E09000012", "Hackney", 51.5450, -0.0600),
-    ("E09000013", "Hammersmith and Fulham", 51.4930, -0.2230),
-    ("E09000014", "Haringey", 51.5880, -0.1100),
-    ("E09000015", "Harrow", 51.5900, -0.3350),
-    ("E09000016", "Havering", 51.5600, 0.2350),
-    ("E09000017", "Hillingdon", 51.5400, -0.4450),
-    ("E09000018", "Hounslow", 51.4600, -0.3800),
-    ("E09000019", "Islington", 51.5470, -0.1060),
-    ("E09000020", "Kensington and Chelsea", 51.4990, -0.1900),
-    ("E09000021", "Kingston upon Thames", 51.3900, -0.2850),
-    ("E09000022", "Lambeth", 51.4600, -0.1170),
-    ("E09000023", "Lewisham", 51.4450, -0.0180),
-    ("E09000024", "Merton", 51.4100, -0.1900),
-    ("E09000025", "Newham", 51.5250, 0.0350),
-    ("E09000026", "Redbridge", 51.5850, 0.0700),
-    ("E09000027", "Richmond upon Thames", 51.4400, -0.3100),
-    ("E09000028", "Southwark", 51.4700, -0.0730),
-    ("E09000029", "Sutton", 51.3570, -0.1730),
-    ("E09000030", "Tower Hamlets", 51.5150, -0.0350),
-    ("E09000031", "Waltham Forest", 51.5900, -0.0200),
-    ("E09000032", "Wandsworth", 51.4500, -0.2000),
-    ("E09000033", "Westminster", 51.5130, -0.1600),
-)
-
-# Hand-drawn Greater London boundary (lat, lng), clockwise from Enfield's northern tip.
-_LONDON_OUTLINE: tuple[tuple[float, float], ...] = (
-    (51.692, -0.105),
-    (51.684, -0.010),
-    (51.650, 0.020),
-    (51.630, 0.090),
-    (51.630, 0.180),
-    (51.610, 0.240),
-    (51.580, 0.300),
-    (51.550, 0.330),
-    (51.505, 0.250),
-    (51.480, 0.220),
-    (51.440, 0.180),
-    (51.400, 0.150),
-    (51.350, 0.150),
-    (51.290, 0.090),
-    (51.290, 0.000),
-    (51.315, -0.050),
-    (51.286, -0.120),
-    (51.320, -0.170),
-    (51.340, -0.250),
-    (51.330, -0.310),
-    (51.380, -0.330),
-    (51.400, -0.390),
-    (51.430, -0.460),
-    (51.460, -0.510),
-    (51.530, -0.510),
-    (51.600, -0.500),
-    (51.630, -0.470),
-    (51.630, -0.390),
-    (51.640, -0.310),
-    (51.670, -0.260),
-    (51.670, -0.180),
-    (51.685, -0.140),
-)
+def _package_geojson(name: str) -> dict[str, Any]:
+    raw = resources.files("gis").joinpath("data", name).read_bytes()
+    data: dict[str, Any] = json.loads(gzip.decompress(raw))
+    return data
 
 
 @functools.cache
-def _london_default() -> AreaSet:
-    proj = Projector(27700)
-    outline_wgs = Polygon([(lng, lat) for lat, lng in _LONDON_OUTLINE])
-    outline_m = proj.project_geometry(outline_wgs)
-    lats = np.array([b[2] for b in _LONDON_BOROUGHS])
-    lngs = np.array([b[3] for b in _LONDON_BOROUGHS])
-    xs, ys = proj.to_metres_many(lats, lngs)
-    # Voronoi in metres so cells split the ground fairly; ordered=True returns cell k for
-    # input point k.
-    cells = shapely.voronoi_polygons(
-        shapely.multipoints(np.column_stack((xs, ys))),
-        extend_to=outline_m.buffer(10_000),
-        ordered=True,
+def _london_boroughs() -> AreaSet:
+    data = _package_geojson("london_boroughs.geojson.gz")
+    return AreaSet.from_geojson(data, "name", "code", projector=Projector(27700))
+
+
+@functools.cache
+def _london_wards() -> AreaSet:
+    boroughs = _london_boroughs()
+    data = _package_geojson("london_wards_2014.geojson.gz")
+    return AreaSet.from_geojson(
+        data,
+        "name",
+        "code",
+        projector=boroughs.projector,
+        parent_field="parent",
+        service_area=boroughs.service_area,
     )
-    areas = []
-    for (code, name, _, _), cell in zip(_LONDON_BOROUGHS, cells.geoms, strict=True):
-        clipped = _polygonal(cell.intersection(outline_m))
-        areas.append(Area(code=code, name=name, geometry=proj.unproject_geometry(clipped)))
-    return AreaSet(areas, service_area=outline_wgs, projector=proj)

@@ -148,10 +148,10 @@ def in_london_box(lat: float, lng: float) -> bool:
     return s <= lat <= n and w <= lng <= e
 
 
-# An ellipse that lies inside Greater London's boundary (tests check it against the
+# An ellipse that lies inside Greater London's real boundary (tests check it against the
 # built-in service area): the in-area test used where gis cannot be imported (locust).
 LONDON_CENTRE = (51.495, -0.105)
-_ELLIPSE = (0.17, 0.30)  # semi-axes in degrees of lat, lng
+_ELLIPSE = (0.136, 0.24)  # semi-axes in degrees of lat, lng
 
 
 def in_london_ellipse(lat: float, lng: float) -> bool:

@@ -29,6 +29,7 @@ from cad.app import create_app
 from cad.config import Settings
 from cad.db.migrate import migrate
 from cad.db.pool import connect, transaction
+from cad.places.service import ensure_gazetteer
 from cad.seed import DEMO_USERS, seed_demo
 from gis.areas import AreaSet
 
@@ -69,6 +70,10 @@ async def template_db() -> AsyncIterator[str]:
         await migrate(conn)
         async with conn.transaction():
             await seed_demo(conn, AreaSet.london_default())
+        async with conn.transaction():
+            # The London postcodes and named places, as `cad seed-demo` loads them.
+            await ensure_gazetteer(conn, AreaSet.london_default(), AreaSet.london_wards())
+        await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
     yield name

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
@@ -60,10 +59,5 @@ async def grade_preview(body: GradePreviewIn, state: StateDep, _: Handler) -> An
 
     With a location it also lists likely duplicates, so the handler can link the call to
     an existing incident before a second incident is created."""
-    out = service.preview(state, body)
-    if "lat" in out:
-        async with tx(state) as conn:
-            out["possible_duplicates"] = await service.possible_duplicates(
-                conn, state, out["lat"], out["lng"], body.incident_type, "", datetime.now(UTC)
-            )
-    return out
+    async with tx(state) as conn:
+        return await service.preview(conn, state, body)

@@ -7,6 +7,7 @@ goes out only after it commits.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,8 +20,8 @@ from cad.events.writer import append_event
 from cad.grading import GradeDecision, duplicate_score, grade_call, related_types, target_at
 from cad.incidents import repository as incidents_repo
 from cad.incidents.service import get_or_404, incident_out, local_day, ref_suffix
+from cad.places import service as places
 from cad.state import AppState
-from gis.gazetteer import resolve, suggestions
 
 log = structlog.get_logger(__name__)
 
@@ -28,25 +29,50 @@ DUPLICATE_RADIUS_M = 500.0
 DUPLICATE_WINDOW_S = 3600.0
 
 
-def locate(state: AppState, location: Location) -> tuple[float, float, str | None]:
-    """(lat, lng, address) inside the service area, or a 422 naming the field."""
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Where a call is: the point, what the handler typed and what it resolved to, and
+    the readable line ("SE1 7PB · Bishop's · Lambeth") every console shows."""
+
+    lat: float
+    lng: float
+    address: str | None
+    label: str | None
+    precision_m: int | None
+    area_code: str | None
+    ward_code: str | None
+    line: str
+    near: dict[str, Any]
+
+
+async def locate(conn: asyncpg.Connection, state: AppState, location: Location) -> Located:
+    """The call's place inside the service area, or a 422 naming the field (and, for an
+    address, the nearest suggestions). Addresses go through the gazetteer."""
+    label: str | None = None
+    precision: int | None = None
     if location.lat is not None and location.lng is not None:
-        lat, lng, field = location.lat, location.lng, "location"
+        lat, lng = location.lat, location.lng
+        if not state.areas.contains(lat, lng):
+            raise Invalid("location", f"({lat:.5f}, {lng:.5f}) is outside the service area")
     else:
         assert location.address is not None
-        place = resolve(location.address)
-        if place is None:
-            hint = suggestions(location.address)
-            raise Invalid(
-                "location.address",
-                f"could not resolve {location.address!r} to a place"
-                + (f"; did you mean {', '.join(hint)}?" if hint else "")
-                + " Give a borough, station or landmark, or lat/lng",
-            )
-        lat, lng, field = place.lat, place.lng, "location.address"
-    if not state.areas.contains(lat, lng):
-        raise Invalid(field, f"({lat:.5f}, {lng:.5f}) is outside the service area")
-    return lat, lng, location.address
+        resolved = await places.resolve_address(conn, state, location.address)
+        lat, lng = resolved.lat, resolved.lng
+        label, precision = resolved.label, resolved.precision_m
+    area = state.areas.area_for(lat, lng)
+    ward = state.wards.area_for(lat, lng) if state.wards is not None else None
+    near = await places.reverse(conn, state, lat, lng)
+    return Located(
+        lat=lat,
+        lng=lng,
+        address=location.address,
+        label=label,
+        precision_m=precision,
+        area_code=area.code if area else None,
+        ward_code=ward.code if ward else None,
+        line=places.address_line(label, near),
+        near=near,
+    )
 
 
 def decide_grade(state: AppState, type_code: str, risk: dict[str, Any]) -> GradeDecision:
@@ -58,7 +84,9 @@ def decide_grade(state: AppState, type_code: str, risk: dict[str, Any]) -> Grade
     return grade_call(itype, risk, state.rules, state.scheme)
 
 
-def preview(state: AppState, body: GradePreviewIn) -> dict[str, Any]:
+async def preview(
+    conn: asyncpg.Connection, state: AppState, body: GradePreviewIn
+) -> dict[str, Any]:
     decision = decide_grade(state, body.incident_type, body.risk.model_dump())
     grade = state.scheme[decision.grade]
     out: dict[str, Any] = {
@@ -70,9 +98,19 @@ def preview(state: AppState, body: GradePreviewIn) -> dict[str, Any]:
         "auto_dispatch": grade.auto_dispatch,
     }
     if body.location is not None:
-        lat, lng, _ = locate(state, body.location)
-        area = state.areas.area_for(lat, lng)
-        out.update(lat=lat, lng=lng, area=area.name if area else None)
+        where = await locate(conn, state, body.location)
+        area = state.areas.by_code(where.area_code) if where.area_code else None
+        out.update(
+            lat=where.lat,
+            lng=where.lng,
+            area=area.name if area else None,
+            location_label=where.label,
+            precision_m=where.precision_m,
+            address_line=where.line,
+        )
+        out["possible_duplicates"] = await possible_duplicates(
+            conn, state, where.lat, where.lng, body.incident_type, "", datetime.now(UTC)
+        )
     return out
 
 
@@ -128,7 +166,8 @@ async def record_call(
     conn: asyncpg.Connection, state: AppState, body: CallIn, user_id: int, actor: str
 ) -> dict[str, Any]:
     now = datetime.now(UTC)
-    lat, lng, address = locate(state, body.location)
+    where = await locate(conn, state, body.location)
+    lat, lng = where.lat, where.lng
     risk = body.risk.model_dump(exclude_defaults=True)
     decision = decide_grade(state, body.incident_type, body.risk.model_dump())
     received = body.received_at or now
@@ -140,8 +179,7 @@ async def record_call(
     # received_at defaults to now: an earlier answered_at alone would be stored out of order.
     if answered < received:
         raise Invalid("answered_at", "is before received_at (give received_at as well)")
-    area = state.areas.area_for(lat, lng)
-    area_code = area.code if area else None
+    area_code = where.area_code
     duplicates = await possible_duplicates(
         conn, state, lat, lng, body.incident_type, body.caller.phone, now
     )
@@ -151,7 +189,7 @@ async def record_call(
         "location_source": body.location_source.value,
         "lat": lat,
         "lng": lng,
-        "address": address,
+        "address": where.address,
         "area_code": area_code,
         "type_code": body.incident_type,
         "description": body.description,
@@ -159,6 +197,9 @@ async def record_call(
         "received_at": received,
         "answered_at": answered,
         "handler_id": user_id,
+        "location_label": where.label,
+        "precision_m": where.precision_m,
+        "ward_code": where.ward_code,
     }
     if body.link_to is not None:
         incident = await get_or_404(conn, body.link_to, for_update=True)
@@ -214,8 +255,12 @@ async def record_call(
             "status": "closed" if closes else "pending",
             "lat": lat,
             "lng": lng,
-            "address": address,
+            "address": where.address,
             "area_code": area_code,
+            "location_label": where.label,
+            "precision_m": where.precision_m,
+            "ward_code": where.ward_code,
+            "address_line": where.line,
             "description": body.description,
             "risk": risk,
             "received_at": received,
@@ -231,6 +276,7 @@ async def record_call(
         ref_suffix(day),
     )
     incident = {k: v for k, v in row.items() if k not in ("call_id", "call_created_at")}
+    shown = incident_out(incident, state)
     ref = incident["ref"]
     call = {
         "id": row["call_id"],
@@ -256,6 +302,10 @@ async def record_call(
             "lat": lat,
             "lng": lng,
             "area_code": area_code,
+            "area": shown["area"],
+            "ward_code": where.ward_code,
+            "ward": shown["ward"],
+            "address_line": where.line,
             "target_at": incident["target_at"].isoformat() if incident["target_at"] else None,
             "possible_duplicates": [d["id"] for d in duplicates],
         },
@@ -276,7 +326,7 @@ async def record_call(
     log.info("call.recorded", call_id=call["id"], incident_id=incident["id"], grade=decision.grade)
     return {
         "call": _call_out(call),
-        "incident": incident_out(incident, state),
+        "incident": shown,
         "grading": _grading_out(decision),
         "possible_duplicates": duplicates,
     }

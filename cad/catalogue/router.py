@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter
 
 from cad.deps import AnyUser, StateDep
+from cad.errors import Invalid
 from cad.http import JSON
 
 router = APIRouter(prefix="/api", tags=["catalogue"])
@@ -43,9 +45,38 @@ async def grades(state: StateDep, _: AnyUser) -> Any:
     ]
 
 
+@router.get("/map-config", response_class=JSON)
+async def map_config(state: StateDep, _: AnyUser) -> Any:
+    """The consoles' base map: a raster tile layer under the vectors, or none (offline)."""
+    s = state.settings
+    return {
+        "tile_url": s.map_tile_url or None,
+        "attribution": s.map_attribution,
+        "max_zoom": s.map_max_zoom,
+    }
+
+
+_AREA_LEVELS = ("borough", "ward")
+_AREA_SIMPLIFY_M = {"borough": 25.0, "ward": 10.0}
+
+
 @router.get("/areas", response_class=JSON)
-async def areas(state: StateDep, _: AnyUser) -> Any:
-    """Response areas for the consoles' maps (simplified to ~25 m)."""
-    if state.areas_geojson is None:
-        state.areas_geojson = state.areas.to_geojson(simplify_m=25)
-    return state.areas_geojson
+async def areas(state: StateDep, _: AnyUser, level: str = "borough") -> Any:
+    """Areas for the consoles' maps as GeoJSON, properties {code, name, parent?}.
+
+    level=borough (default): the response areas, simplified to ~25 m. level=ward: the
+    sectors (London's 2014 wards unless imported), ~10 m, each with parent = its borough's
+    code; an empty FeatureCollection when the deployment has no ward level.
+    """
+    if level not in _AREA_LEVELS:
+        raise Invalid("level", f"must be one of {', '.join(_AREA_LEVELS)}")
+    cached = state.areas_geojson_by_level.get(level)
+    if cached is not None:
+        return cached
+    source = state.areas if level == "borough" else state.wards
+    body: dict[str, object] = {"type": "FeatureCollection", "features": []}
+    if source is not None:
+        # Projecting and simplifying 630 wards takes a moment: off the event loop.
+        body = await asyncio.to_thread(source.to_geojson, _AREA_SIMPLIFY_M[level])
+    state.areas_geojson_by_level[level] = body
+    return body

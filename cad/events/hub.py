@@ -106,7 +106,11 @@ class Hub:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            # redis-py (8.1) can swallow a cancel that lands inside a blocking read: cancel
+            # again until the task has really ended.
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait([self._task], timeout=0.5)
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for sub in list(self.subscribers):

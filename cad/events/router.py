@@ -27,6 +27,7 @@ log = structlog.get_logger(__name__)
 router = APIRouter(tags=["events"])
 
 PAGE = 500
+POSITIONS_EVERY_S = 2.0
 
 
 @router.get("/api/events", response_class=JSON)
@@ -120,8 +121,20 @@ async def events_ws(websocket: WebSocket, token: str = "", since: int | None = N
                 break
             for event in backlog:
                 await send(event)
+        positions = PositionFeed(state) if keep is None else None
         while True:
-            item = await sub.queue.get()
+            if positions is None:
+                item = await sub.queue.get()
+            else:
+                try:
+                    item = await asyncio.wait_for(sub.queue.get(), positions.wait_s())
+                except TimeoutError:
+                    moved = positions.changes()
+                    if moved:
+                        await websocket.send_bytes(
+                            orjson.dumps({"type": "positions", "units": moved})
+                        )
+                    continue
             batch = [item]
             while not sub.queue.empty():
                 batch.append(sub.queue.get_nowait())
@@ -145,6 +158,34 @@ async def events_ws(websocket: WebSocket, token: str = "", since: int | None = N
     finally:
         hub.unsubscribe(sub)
         watcher.cancel()
+
+
+class PositionFeed:
+    """Unit positions for a staff console, pushed from this worker's fleet picture every
+    POSITIONS_EVERY_S (positions are too many for the event log): only units that moved
+    since the last push, so a board never refetches the fleet to see it move."""
+
+    def __init__(self, state: AppState) -> None:
+        self.directory = state.directory
+        self.sent: dict[int, tuple[float, float]] = {}
+        self.due = asyncio.get_running_loop().time() + POSITIONS_EVERY_S
+        self.changes()  # the console's snapshot already has the current positions
+
+    def wait_s(self) -> float:
+        return max(0.0, self.due - asyncio.get_running_loop().time())
+
+    def changes(self) -> list[dict[str, Any]]:
+        self.due = asyncio.get_running_loop().time() + POSITIONS_EVERY_S
+        moved = []
+        for unit in self.directory.units.values():
+            if unit.lat is None or unit.lng is None:
+                continue
+            where = (unit.lat, unit.lng)
+            if self.sent.get(unit.id) != where:
+                self.sent[unit.id] = where
+                at = unit.position_at.isoformat() if unit.position_at else None
+                moved.append({"id": unit.id, "lat": unit.lat, "lng": unit.lng, "at": at})
+        return moved
 
 
 async def _watch_disconnect(websocket: WebSocket, sub: Subscriber) -> None:

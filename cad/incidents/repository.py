@@ -8,7 +8,8 @@ import asyncpg
 GET_INCIDENT = """SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.status, i.lat, i.lng,
     i.address, i.area_code, i.description, i.risk, i.call_received_at, i.call_answered_at,
     i.created_at, i.target_at, i.first_assigned_at, i.first_on_scene_at, i.closed_at,
-    i.result_code, i.merged_into, i.updated_at FROM incidents i WHERE i.id = $1"""
+    i.result_code, i.merged_into, i.updated_at, i.location_label, i.precision_m, i.ward_code,
+    i.address_line FROM incidents i WHERE i.id = $1"""
 GET_INCIDENT_FOR_UPDATE = GET_INCIDENT + " FOR UPDATE"
 
 
@@ -21,23 +22,27 @@ async def insert_incident_with_call(
         """WITH i AS (
                INSERT INTO incidents (ref, type_code, grade, grade_rule, status, lat, lng,
                    address, area_code, description, risk, call_received_at, call_answered_at,
-                   created_at, target_at, created_by, closed_at, result_code)
+                   created_at, target_at, created_by, closed_at, result_code, location_label,
+                   precision_m, ward_code, address_line)
                VALUES ('CAD ' || incident_ref_next($18::date) || '/' || $19, $1, $2, $3, $4,
-                       $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                       $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $23, $24,
+                       $25, $26)
                RETURNING *),
            c AS (
                INSERT INTO calls (incident_id, outcome, caller_name, caller_phone,
                    location_source, lat, lng, address, area_code, type_code, description, risk,
-                   received_at, answered_at, handler_id)
+                   received_at, answered_at, handler_id, location_label, precision_m, ward_code)
                SELECT i.id, 'incident_created', $20, $21, $22, i.lat, i.lng, i.address,
                       i.area_code, i.type_code, i.description, i.risk, i.call_received_at,
-                      i.call_answered_at, i.created_by
+                      i.call_answered_at, i.created_by, i.location_label, i.precision_m,
+                      i.ward_code
                FROM i
                RETURNING id, created_at)
            SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.status, i.lat, i.lng,
                   i.address, i.area_code, i.description, i.risk, i.call_received_at,
                   i.call_answered_at, i.created_at, i.target_at, i.first_assigned_at,
                   i.first_on_scene_at, i.closed_at, i.result_code, i.merged_into, i.updated_at,
+                  i.location_label, i.precision_m, i.ward_code, i.address_line,
                   c.id AS call_id, c.created_at AS call_created_at
            FROM i, c""",
         v["type_code"],
@@ -62,6 +67,10 @@ async def insert_incident_with_call(
         call["caller_name"],
         call["caller_phone"],
         call["location_source"],
+        v.get("location_label"),
+        v.get("precision_m"),
+        v.get("ward_code"),
+        v.get("address_line"),
     )
     return row
 
@@ -70,8 +79,9 @@ async def insert_call(conn: asyncpg.Connection, v: dict[str, Any]) -> asyncpg.Re
     row: asyncpg.Record = await conn.fetchrow(
         """INSERT INTO calls (incident_id, outcome, caller_name, caller_phone, location_source,
                 lat, lng, address, area_code, type_code, description, risk, received_at,
-                answered_at, handler_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                answered_at, handler_id, location_label, precision_m, ward_code)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                   $18)
            RETURNING id, incident_id, outcome, received_at, answered_at, created_at""",
         v["incident_id"],
         v["outcome"],
@@ -88,6 +98,9 @@ async def insert_call(conn: asyncpg.Connection, v: dict[str, Any]) -> asyncpg.Re
         v["received_at"],
         v["answered_at"],
         v["handler_id"],
+        v.get("location_label"),
+        v.get("precision_m"),
+        v.get("ward_code"),
     )
     return row
 
@@ -111,7 +124,8 @@ async def list_incidents(
         """SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.status, i.lat, i.lng,
     i.address, i.area_code, i.description, i.risk, i.call_received_at, i.call_answered_at,
     i.created_at, i.target_at, i.first_assigned_at, i.first_on_scene_at, i.closed_at,
-    i.result_code, i.merged_into, i.updated_at,
+    i.result_code, i.merged_into, i.updated_at, i.location_label, i.precision_m, i.ward_code,
+    i.address_line,
                    (SELECT count(*) FROM calls c WHERE c.incident_id = i.id) AS call_count,
                    coalesce((SELECT array_agg(u.callsign ORDER BY a.id)
                              FROM assignments a JOIN units u ON u.id = a.unit_id
@@ -137,7 +151,7 @@ async def calls_for_incident(conn: asyncpg.Connection, incident_id: int) -> list
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT id, outcome, caller_name, caller_phone, location_source, lat, lng, address,
                   area_code, type_code, description, risk, received_at, answered_at, created_at,
-                  handler_id
+                  handler_id, location_label, precision_m, ward_code
            FROM calls WHERE incident_id = $1 ORDER BY id""",
         incident_id,
     )
@@ -166,23 +180,26 @@ async def nearby_open_incidents(
     dlng: float,
     since: datetime,
 ) -> list[asyncpg.Record]:
+    """Open incidents in a lat/lng box since a time: rows read are bounded by the GiST
+    index on (point, created_at), whatever the size of the backlog."""
     rows: list[asyncpg.Record] = await conn.fetch(
-        """SELECT i.id, i.ref, i.type_code, i.grade, i.status, i.lat, i.lng, i.created_at,
-                  i.address, i.description,
+        NEARBY_OPEN_INCIDENTS, lat, lng, dlat, dlng, since
+    )
+    return rows
+
+
+# The box and the time window are both index conditions of incidents_open_near_idx; the
+# partial index's predicate is repeated so the planner can use it.
+NEARBY_OPEN_INCIDENTS = """SELECT i.id, i.ref, i.type_code, i.grade, i.status, i.lat, i.lng,
+                  i.created_at, i.address, i.address_line, i.description,
                   (SELECT array_agg(c.caller_phone) FROM calls c WHERE c.incident_id = i.id)
                       AS phones
            FROM incidents i
-           WHERE i.status <> 'closed' AND i.merged_into IS NULL AND i.created_at >= $5
-             AND i.lat BETWEEN $1::float8 - $3::float8 AND $1::float8 + $3::float8
-             AND i.lng BETWEEN $2::float8 - $4::float8 AND $2::float8 + $4::float8
-           ORDER BY i.created_at DESC LIMIT 50""",
-        lat,
-        lng,
-        dlat,
-        dlng,
-        since,
-    )
-    return rows
+           WHERE i.status <> 'closed' AND i.merged_into IS NULL
+             AND point(i.lng, i.lat) <@ box(point($2::float8 - $4::float8, $1::float8 - $3::float8),
+                                            point($2::float8 + $4::float8, $1::float8 + $3::float8))
+             AND i.created_at >= $5
+           ORDER BY i.created_at DESC LIMIT 50"""
 
 
 async def set_grade(
@@ -230,3 +247,43 @@ async def move_calls(conn: asyncpg.Connection, from_id: int, into_id: int) -> in
         "UPDATE calls SET incident_id = $2 WHERE incident_id = $1", from_id, into_id
     )
     return int(result.split()[-1])
+
+
+async def open_page(conn: asyncpg.Connection, after_id: int, limit: int) -> list[asyncpg.Record]:
+    """One page of the open board by id: an index range scan, so a board of 10,000 open
+    incidents loads in bounded pages; units and call counts come in two grouped reads."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.status, i.lat, i.lng,
+                   i.address, i.area_code, i.description, i.risk, i.call_received_at,
+                   i.call_answered_at, i.created_at, i.target_at, i.first_assigned_at,
+                   i.first_on_scene_at, i.closed_at, i.result_code, i.merged_into, i.updated_at,
+                   i.location_label, i.precision_m, i.ward_code, i.address_line,
+                   coalesce(c.n, 0) AS call_count,
+                   coalesce(a.units, '{}') AS units
+            FROM (SELECT id FROM incidents WHERE status <> 'closed' AND id > $1
+                  ORDER BY id LIMIT $2) page
+            JOIN incidents i ON i.id = page.id
+            LEFT JOIN LATERAL (SELECT count(*) AS n FROM calls WHERE incident_id = i.id) c
+                ON true
+            LEFT JOIN LATERAL (
+                SELECT array_agg(u.callsign ORDER BY a.id) AS units
+                FROM assignments a JOIN units u ON u.id = a.unit_id
+                WHERE a.incident_id = i.id
+                  AND a.status IN ('dispatched','en_route','on_scene')) a ON true
+            ORDER BY i.id""",
+        after_id,
+        limit,
+    )
+    return rows
+
+
+async def open_counts(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Open incidents counted by grade and status, and how many are past their target."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT grade, status, count(*) AS n,
+                  count(*) FILTER (WHERE target_at < now() AND first_on_scene_at IS NULL)
+                      AS breached
+           FROM incidents WHERE status <> 'closed'
+           GROUP BY grade, status"""
+    )
+    return rows

@@ -42,6 +42,26 @@ async def list_incidents(
     return [service.incident_out(r, state) for r in rows]
 
 
+@router.get("/open", response_class=JSON)
+async def open_board(
+    state: StateDep,
+    _: Staff,
+    after_id: Annotated[int, Query(ge=0, lt=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 2000,
+) -> Any:
+    """Every open incident, in pages by id: a board's snapshot (then it applies events).
+    The first page carries the true counts."""
+    async with tx(state) as conn:
+        return await service.open_board_page(conn, state, after_id, limit)
+
+
+@router.get("/summary", response_class=JSON)
+async def summary(state: StateDep, _: Staff) -> Any:
+    """True counts of open incidents by grade and status, and how many are past target."""
+    async with tx(state) as conn:
+        return await service.open_summary(conn)
+
+
 @router.get("/{incident_id}", response_class=JSON)
 async def get_incident(incident_id: IdPath, state: StateDep, principal: AnyUser) -> Any:
     async with tx(state) as conn:

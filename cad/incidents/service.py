@@ -42,6 +42,9 @@ def incident_out(row: asyncpg.Record | dict[str, Any], state: AppState) -> dict[
     area = state.areas.by_code(out["area_code"]) if out.get("area_code") else None
     out["type_name"] = itype.name if itype else out["type_code"]
     out["area"] = area.name if area else out.get("area_code")
+    ward_code = out.get("ward_code")
+    ward = state.wards.by_code(ward_code) if ward_code and state.wards is not None else None
+    out["ward"] = ward.name if ward else ward_code
     grade = state.scheme.get(out["grade"])
     out["grade_name"] = grade.name if grade else out["grade"]
     return out
@@ -203,6 +206,33 @@ async def merge(
     await append_event(conn, "incident.merged", actor, incident_id=incident_id, data=data)
     await append_event(conn, "incident.merged_in", actor, incident_id=into_id, data=data)
     return incident_out(await get_or_404(conn, into_id), state)
+
+
+async def open_board_page(
+    conn: asyncpg.Connection, state: AppState, after_id: int, limit: int
+) -> dict[str, Any]:
+    rows = await repo.open_page(conn, after_id, limit)
+    incidents = [incident_out(r, state) for r in rows]
+    out: dict[str, Any] = {
+        "incidents": incidents,
+        "next_after_id": incidents[-1]["id"] if len(incidents) == limit else None,
+    }
+    if after_id == 0:
+        # Counts with the first page, so a board knows the true size before it has it all.
+        out["counts"] = await open_summary(conn)
+    return out
+
+
+async def open_summary(conn: asyncpg.Connection) -> dict[str, Any]:
+    by_grade: dict[str, int] = {}
+    by_status: dict[str, int] = {"pending": 0, "dispatched": 0, "on_scene": 0}
+    total = breached = 0
+    for r in await repo.open_counts(conn):
+        by_grade[r["grade"]] = by_grade.get(r["grade"], 0) + r["n"]
+        by_status[r["status"]] = by_status.get(r["status"], 0) + r["n"]
+        total += r["n"]
+        breached += r["breached"]
+    return {"open": total, "by_grade": by_grade, "by_status": by_status, "breached": breached}
 
 
 def now_utc() -> datetime:

@@ -30,7 +30,7 @@ async def list_units(
 ) -> Any:
     async with tx(state) as conn:
         rows = await dispatch_repo.list_units(conn, status)
-    return [service.unit_out(r) for r in rows]
+    return [service.unit_out(r, state) for r in rows]
 
 
 @router.get("/me", response_class=JSON)

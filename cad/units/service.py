@@ -23,9 +23,15 @@ from dispatch.recommend import recommend
 from dispatch.status import UnitStatus
 
 
-def unit_out(row: asyncpg.Record) -> dict[str, Any]:
+def unit_out(row: asyncpg.Record, state: AppState) -> dict[str, Any]:
     out = record_dict(row)
     out["capabilities"] = list(row["capabilities"])
+    # Where the unit is now, as a sector: its ward from its last position.
+    ward = None
+    if state.wards is not None and row["lat"] is not None and row["lng"] is not None:
+        ward = state.wards.area_for(row["lat"], row["lng"])
+    out["ward_code"] = ward.code if ward else None
+    out["ward"] = ward.name if ward else None
     return out
 
 
@@ -147,7 +153,7 @@ async def me(conn: asyncpg.Connection, state: AppState, unit_id: int) -> dict[st
     unit = await dispatch_repo.get_unit(conn, unit_id)
     if unit is None:
         raise NotFound(f"unit {unit_id} not found")
-    out = unit_out(unit)
+    out = unit_out(unit, state)
     held = await dispatch_repo.open_assignment_for_unit(conn, unit_id)
     out["job"] = None
     if held is not None:

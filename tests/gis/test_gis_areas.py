@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import shapely
 from shapely.geometry import shape
 
 from gis.areas import Area, AreaImportError, AreaSet
@@ -27,6 +28,16 @@ KNOWN = [
     ((51.4975, -0.1357), "Westminster"),
     ((51.575, 0.183), "Havering"),
     ((51.508, -0.128), "Westminster"),
+    # Where the old centroid approximation went wrong (issue 10).
+    ((51.5031, -0.1132), "Lambeth"),  # Waterloo station, not City of London
+    ((51.5308, -0.1238), "Camden"),  # King's Cross, not Islington
+    ((51.4700, -0.4543), "Hillingdon"),  # Heathrow, not Hounslow
+]
+# On the Thames, outside every ONS borough polygon (they stop at the bank): the borough
+# whose 2014 ward covers the river there.
+THAMES = [
+    ((51.5055, -0.1190), "Lambeth", "Bishop's"),  # by the London Eye
+    ((51.5065, -0.1205), "Westminster", "St. James's"),  # off Whitehall Gardens
 ]
 
 
@@ -92,17 +103,47 @@ def test_london_default_area_for(
     assert area is not None and area.name == expected
 
 
+@pytest.mark.parametrize("point,borough,ward", THAMES)
+def test_thames_gets_the_borough_of_its_ward(
+    london: AreaSet,
+    boroughs_json: dict[str, Any],
+    point: tuple[float, float],
+    borough: str,
+    ward: str,
+) -> None:
+    land = [shape(f["geometry"]) for f in boroughs_json["features"]]
+    lat, lng = point
+    assert not any(g.covers(shapely.Point(lng, lat)) for g in land)  # really on the river
+    b, w = london.area_for(lat, lng), AreaSet.london_wards().area_for(lat, lng)
+    assert b is not None and w is not None
+    assert (b.name, w.name, w.parent) == (borough, ward, b.code)
+
+
 def test_london_default_names_match_ons(london: AreaSet, boroughs_json: dict[str, Any]) -> None:
     ons = {f["properties"]["GSS_CODE"]: f["properties"]["NAME"] for f in boroughs_json["features"]}
     assert {a.code: a.name for a in london.areas} == ons
 
 
 def test_every_point_of_service_area_gets_an_area(london: AreaSet) -> None:
-    # Vertices of the outline sit on the boundary, where cells and outline may not meet
-    # exactly; the nearest-area fallback must cover them.
-    for lng, lat in london.service_area.exterior.coords:
+    # Vertices of the outline sit on the boundary, where the areas and the outline may not
+    # meet exactly; the nearest-area fallback must cover them.
+    for lng, lat in london.service_area.exterior.coords[::7]:
         assert london.contains(lat, lng)
         assert london.area_for(lat, lng) is not None
+
+
+def test_london_default_is_the_real_boundary(
+    london: AreaSet, boroughs_json: dict[str, Any]
+) -> None:
+    # Each packaged borough is the ONS polygon (to 0.1 m), plus river only where the ONS
+    # file has none: it covers the original and adds at most a few km² of Thames.
+    ons = {f["properties"]["GSS_CODE"]: shape(f["geometry"]) for f in boroughs_json["features"]}
+    for area in london.areas:
+        original = ons[area.code]
+        assert area.geometry.buffer(1e-6).covers(original), area.name
+        extra_km2 = (area.geometry.area - original.area) * 111.32**2 * 0.6225
+        assert extra_km2 < 4.0, (area.name, extra_km2)
+    assert len(london.service_area.interiors) == 0  # no holes: every London point has an area
 
 
 def test_invalid_coordinates_raise(london: AreaSet) -> None:
@@ -165,6 +206,30 @@ def test_import_detects_ons_columns_and_falls_back_to_id() -> None:
     feat = _feature({"name": "B"}, _square(0, 51))
     feat["id"] = 42
     assert AreaSet.from_geojson(_fc(feat)).areas[0].code == "42"
+
+
+def test_import_ons_ward_file_detects_ward_columns_and_parent() -> None:
+    # An ONS ward file carries the ward's and the district's columns side by side.
+    fc = _fc(
+        _feature(
+            {"WD22CD": "E05000001", "WD22NM": "North", "LAD22CD": "E09000007", "LAD22NM": "C"},
+            _square(0, 51),
+        ),
+        _feature(
+            {"WD22CD": "E05000002", "WD22NM": "South", "LAD22CD": "E09000007", "LAD22NM": "C"},
+            _square(0, 51.01),
+        ),
+    )
+    wards = AreaSet.from_geojson(fc)
+    assert [(a.code, a.name, a.parent) for a in wards.areas] == [
+        ("E05000001", "North", "E09000007"),
+        ("E05000002", "South", "E09000007"),
+    ]
+    assert wards.to_geojson()["features"][0]["properties"]["parent"] == "E09000007"
+    boroughs = AreaSet.from_geojson(
+        _fc(_feature({"LAD22CD": "E1", "LAD22NM": "A"}, _square(0, 51)))
+    )
+    assert boroughs.areas[0].parent is None  # its own code is no parent
 
 
 def test_import_repairs_bow_tie() -> None:

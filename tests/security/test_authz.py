@@ -45,9 +45,12 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/incident-types"): EVERYONE,
     ("GET", "/api/grades"): EVERYONE,
     ("GET", "/api/areas"): EVERYONE,
+    ("GET", "/api/map-config"): EVERYONE,
     ("POST", "/api/calls"): HANDLERS,
     ("POST", "/api/calls/grade-preview"): HANDLERS,
     ("GET", "/api/incidents"): STAFF,
+    ("GET", "/api/incidents/open"): STAFF,
+    ("GET", "/api/incidents/summary"): STAFF,
     ("GET", "/api/incidents/{incident_id}"): EVERYONE,
     ("POST", "/api/incidents/{incident_id}/grade"): DISPATCHERS,
     ("POST", "/api/incidents/{incident_id}/remarks"): STAFF,
@@ -64,6 +67,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/events"): STAFF,
     ("GET", "/api/stats"): SUPERVISORS,
     ("GET", "/api/alarms"): STAFF,
+    # Units too: the unit terminal shows its job's address line in the same words.
+    ("GET", "/api/places"): EVERYONE,
+    ("GET", "/api/places/reverse"): EVERYONE,
 }
 
 
@@ -103,6 +109,7 @@ async def build_world(api: Api) -> World:
 def request_for(method: str, path: str, w: World) -> dict[str, Any]:
     """A well-formed request for the operation, so an allowed role gets past validation."""
     url = path.format(incident_id=w.own_incident, unit_id=w.own_unit)
+    url += {"/api/places": "?q=SE1 7PB", "/api/places/reverse": "?lat=51.5&lng=-0.12"}.get(path, "")
     bodies: dict[str, Any] = {
         "/api/calls": call_body(),
         "/api/calls/grade-preview": {"incident_type": "VIOLENCE", "risk": {"weapons": True}},

@@ -78,16 +78,19 @@ export function countdownHtml(targetIso) {
   return `<span class="countdown ${cls}" data-target="${esc(targetIso)}">${fmtDuration(left)}</span>`;
 }
 
+/** Bring every countdown on the page up to now. */
+export function refreshCountdowns() {
+  for (const el of $$(".countdown[data-target]")) {
+    const left = (new Date(el.dataset.target).getTime() - Date.now()) / 1000;
+    el.textContent = fmtDuration(left);
+    el.classList.toggle("red", left < 0);
+    el.classList.toggle("amber", left >= 0 && left < 300);
+  }
+}
+
 /** Re-render every countdown on the page once a second. */
 export function tickCountdowns() {
-  setInterval(() => {
-    for (const el of $$(".countdown[data-target]")) {
-      const left = (new Date(el.dataset.target).getTime() - Date.now()) / 1000;
-      el.textContent = fmtDuration(left);
-      el.classList.toggle("red", left < 0);
-      el.classList.toggle("amber", left >= 0 && left < 300);
-    }
-  }, 1000);
+  setInterval(refreshCountdowns, 1000);
 }
 
 export function gradeBadge(g) {
@@ -100,11 +103,84 @@ export function statusChip(st) {
 
 export const GRADE_ORDER = { I: 1, S: 2, E: 3, R: 4 };
 
-/** Run fn at most once per `ms`, after the calls stop (trailing). */
+/** Run fn once, `ms` after the calls stop (trailing). A steady stream of calls postpones
+ * it for ever: never use it for anything a live feed drives (see throttle, perFrame). */
 export function debounce(fn, ms) {
   let t;
   return (...args) => {
     clearTimeout(t);
     t = setTimeout(() => fn(...args), ms);
+  };
+}
+
+/**
+ * Run fn at once, then at most once per `ms` while calls keep coming: leading edge plus
+ * one trailing run, so the wait is bounded and a steady stream cannot starve it. An async
+ * fn never overlaps itself; calls made while it runs fold into the one trailing run.
+ * `ms` may be a function, asked each time (a gap that grows with the cost of fn).
+ */
+export function throttle(fn, ms) {
+  let last = -Infinity;
+  let timer = null;
+  let running = false;
+  let again = false;
+  const run = async () => {
+    timer = null;
+    running = true;
+    last = Date.now();
+    try {
+      await fn();
+    } catch (e) {
+      console.error(e);
+    } finally {
+      running = false;
+      if (again) {
+        again = false;
+        call();
+      }
+    }
+  };
+  function call() {
+    if (running) {
+      again = true;
+      return;
+    }
+    if (timer !== null) return;
+    const wait = last + (typeof ms === "function" ? ms() : ms) - Date.now();
+    if (wait <= 0) run();
+    else timer = setTimeout(run, wait);
+  }
+  return call;
+}
+
+/**
+ * Coalesce calls into one run of fn per animation frame, and at most one per `minGapMs`
+ * (a board under a stream of events draws a few times a second, not sixty). Hidden tabs
+ * get no frames, so a timer runs it within `maxWaitMs` anyway. The wait is bounded by
+ * minGapMs + maxWaitMs: work is batched, never postponed for ever as a debounce would.
+ */
+export function perFrame(fn, maxWaitMs = 100, minGapMs = 0) {
+  let raf = null;
+  let timer = null;
+  let gap = null;
+  let last = -Infinity;
+  const run = () => {
+    if (raf !== null) cancelAnimationFrame(raf);
+    clearTimeout(timer);
+    raf = null;
+    timer = null;
+    last = performance.now();
+    fn();
+  };
+  const arm = () => {
+    gap = null;
+    raf = requestAnimationFrame(run);
+    timer = setTimeout(run, maxWaitMs);
+  };
+  return () => {
+    if (raf !== null || timer !== null || gap !== null) return;
+    const wait = last + minGapMs - performance.now();
+    if (wait > 0) gap = setTimeout(arm, wait);
+    else arm();
   };
 }

@@ -1,18 +1,26 @@
-// Dispatcher console: live incident queue, unit board, map, recommendations and actions.
-import { ApiError, get, post, requireSession } from "./api.js";
+// Dispatcher console: the open-incident queue, unit board, map, alarms, and the selected
+// incident's detail and recommendations.
+//
+// The board holds every open incident, every unit and every open alarm. It loads them once
+// (and again only after a gap the stream cannot fill), then keeps them by applying events:
+// no list is refetched because something happened. Drawing is batched to one pass per
+// animation frame; nothing waits for the stream to go quiet, so a steady stream of calls
+// cannot hold a change back.
+import { ApiError, get as apiGet, post as apiPost, requireSession } from "./api.js";
 import {
   $,
   GRADE_ORDER,
   ageText,
   countdownHtml,
-  debounce,
   esc,
   fmtTime,
   gradeBadge,
+  perFrame,
+  refreshCountdowns,
   showConnState,
   showError,
   statusChip,
-  tickCountdowns,
+  throttle,
   toast,
   topbar,
 } from "./common.js";
@@ -21,39 +29,849 @@ import { EventStream } from "./stream.js";
 
 const s = await requireSession(["dispatcher", "supervisor", "admin"]);
 topbar("Dispatch", s);
-tickCountdowns();
 
-const incidents = new Map(); // id -> incident (open only)
-let units = [];
-let alarms = [];
+const PAGE = 2000; // open incidents per snapshot page
+const OVERSCAN = 8; // rows drawn above and below the visible window
+const MARKERS_PER_FRAME = 500; // map markers added or restyled per frame (no long tasks)
+// A few changed markers redraw most of the map's canvas (they are spread over London), so
+// they are applied at most once a second; the queue and the unit board are the live view.
+const MAP_GAP_MS = 1000;
+const BULK = 100; // a snapshot's worth of markers goes in at once, a frame at a time
+const DRAW_GAP_MS = 250; // the board draws at most 4 times a second under a stream
+const DETAIL_EVERY_MS = 750; // the selected incident's refetch: leading + one trailing
+const FRESH_MS = 3000; // how long a new incident's row stays highlighted
+const ALARMS_SHOWN = 200;
+const OPEN = new Set(["pending", "dispatched", "on_scene"]);
+const LEFT_JOB = new Set(["cleared", "cancelled"]);
+const STATUS_ORDER = ["dispatched", "en_route", "on_scene", "unavailable", "available", "off_duty"];
+
+// Counters a test or a person can read: how hard the board works and how often it asks.
+const stats = {
+  renders: 0,
+  renderMsLast: 0, // a whole draw; also queue*, units*, map* for its parts
+  renderMsMax: 0,
+  queueMsLast: 0,
+  queueMsMax: 0,
+  firstQueueMs: null, // the first full queue render after a snapshot
+  eventsApplied: 0,
+  positionsApplied: 0,
+  httpRequests: 0,
+  snapshots: 0,
+  snapshotMs: 0,
+  fetchedOne: 0,
+  counts: null, // {state, server}: the snapshot's own counts against the server's
+  shown: 0,
+};
+const get = (path) => {
+  stats.httpRequests += 1;
+  return apiGet(path);
+};
+const post = (path, body) => {
+  stats.httpRequests += 1;
+  return apiPost(path, body);
+};
+
+const incidents = new Map(); // id -> incident: every open incident
+const units = new Map(); // id -> unit
+const alarms = new Map(); // alarm id -> alarm
+const typeNames = new Map(); // type code -> name
+const areaNames = new Map(); // area code -> borough name, from the incidents seen
+const fresh = new Map(); // incident id -> highlighted until (ms)
 let selectedId = null;
 let detail = null;
 let recs = null;
 let conflict = null; // {detail, next} after a 409
-const fresh = new Set(); // ids to flash once
+
+const FILTER_KEY = `cad.dispatcher.filters.${s.username}`;
+const filters = loadFilters();
 
 const map = new CadMap($("#map"), { zoom: 10 });
 map.onIncidentClick = (id) => select(id);
 map.loadAreas().catch(showError);
+if (map.addGoToBox) map.addGoToBox();
 
-// ---- data ----------------------------------------------------------------------------
-async function loadIncidents() {
-  const list = await get("/api/incidents?status=open&limit=1000");
-  incidents.clear();
-  for (const inc of list) incidents.set(inc.id, inc);
-  renderQueue();
+// ---- state ---------------------------------------------------------------------------
+function loadFilters() {
+  const f = { grades: new Set(["I", "S", "E", "R"]), area: "", status: "", showLater: true };
+  try {
+    const saved = JSON.parse(localStorage.getItem(FILTER_KEY) || "null");
+    if (saved) {
+      f.grades = new Set(saved.grades || f.grades);
+      f.area = saved.area || "";
+      f.status = saved.status || "";
+      f.showLater = saved.showLater !== false;
+    }
+  } catch {
+    /* a broken saved filter is no filter */
+  }
+  return f;
 }
 
-async function loadUnits() {
-  units = await get("/api/units");
-  renderUnits();
+function saveFilters() {
+  localStorage.setItem(
+    FILTER_KEY,
+    JSON.stringify({ ...filters, grades: [...filters.grades] }),
+  );
 }
 
-async function loadAlarms() {
-  alarms = await get("/api/alarms");
-  renderAlarms();
+/** Sort keys, kept on the incident so a sort of thousands compares numbers only. */
+function keyed(inc) {
+  inc._t = inc.target_at ? Date.parse(inc.target_at) : Infinity;
+  inc._c = inc.created_at ? Date.parse(inc.created_at) : 0;
+  inc._g = GRADE_ORDER[inc.grade] || 9;
+  if (inc.area_code && !areaNames.has(inc.area_code)) {
+    areaNames.set(inc.area_code, inc.area || inc.area_code);
+    dirty.areas = true;
+  }
+  return inc;
 }
 
+function putIncident(inc) {
+  if (incidents.has(inc.id)) dropped = true; // the old object leaves `ordered`
+  incidents.set(inc.id, keyed(inc));
+  added.push(inc);
+  changedIncident(inc.id);
+}
+
+// What the map shows of an incident: a change elsewhere (status, units) leaves its marker.
+const MARKER_KEYS = ["grade", "lat", "lng"];
+
+function patchIncident(id, patch) {
+  const inc = incidents.get(id);
+  if (!inc) {
+    if (fetching.has(id)) fetching.set(id, true); // on its way: fetch it again after
+    return false;
+  }
+  const moved = MARKER_KEYS.some((k) => k in patch && patch[k] !== inc[k]);
+  Object.assign(inc, patch);
+  keyed(inc);
+  changedIncident(id, moved);
+  return true;
+}
+
+function dropIncident(id) {
+  if (incidents.delete(id)) {
+    dropped = true;
+    changedIncident(id);
+  }
+}
+
+function changedIncident(id, marker = true) {
+  dirty.queue = true;
+  if (marker) dirty.markers.add(id);
+  schedule();
+}
+
+function changedUnit(id) {
+  dirty.units = true;
+  dirty.unitMarkers.add(id);
+  schedule();
+}
+
+function addCallsign(inc, callsign) {
+  const list = (inc.units || []).filter((c) => c !== callsign);
+  list.push(callsign);
+  inc.units = list;
+}
+
+function removeCallsign(inc, callsign) {
+  inc.units = (inc.units || []).filter((c) => c !== callsign);
+}
+
+/** From GET /api/incidents/{id} (the detail) to a queue row. */
+function rowFromDetail(d) {
+  const active = (d.assignments || []).filter((a) =>
+    ["dispatched", "en_route", "on_scene"].includes(a.status),
+  );
+  return { ...d, units: active.map((a) => a.callsign), call_count: (d.calls || []).length };
+}
+
+const fetching = new Map(); // id -> another event came while it was being fetched
+/** One incident the board should show but does not hold (reopened, or a race at start). */
+async function fetchOne(id) {
+  if (fetching.has(id)) {
+    fetching.set(id, true); // the answer may predate this event: ask once more after it
+    return;
+  }
+  fetching.set(id, false);
+  stats.fetchedOne += 1;
+  try {
+    const d = await get(`/api/incidents/${id}`);
+    if (OPEN.has(d.status)) putIncident(rowFromDetail(d));
+    else dropIncident(id);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) showError(err);
+  } finally {
+    const again = fetching.get(id);
+    fetching.delete(id);
+    if (again) fetchOne(id);
+  }
+}
+
+// ---- snapshot: at start and after a gap the stream cannot fill ----------------------
+let buffered = null; // events that arrive while a snapshot loads, applied after it
+let snapshotIds = new Set(); // incidents the snapshot held (counted bumps must not double)
+let replaying = false;
+let loading = false;
+let snapshotAgain = false;
+
+async function loadOpenIncidents() {
+  const all = [];
+  let after = 0;
+  let counts = null;
+  for (;;) {
+    const page = await get(`/api/incidents/open?after_id=${after}&limit=${PAGE}`);
+    if (page.counts) counts = page.counts;
+    all.push(...page.incidents);
+    if (page.next_after_id == null) break;
+    after = page.next_after_id;
+  }
+  return { all, counts };
+}
+
+async function loadSnapshot() {
+  if (loading) {
+    snapshotAgain = true; // one is loading: take another once it is in
+    return;
+  }
+  loading = true;
+  if (buffered === null) buffered = [];
+  const t0 = performance.now();
+  try {
+    const [open, unitList, alarmList, types] = await Promise.all([
+      loadOpenIncidents(),
+      get("/api/units"),
+      get("/api/alarms"),
+      typeNames.size ? null : get("/api/incident-types").catch(() => []),
+    ]);
+    for (const t of types || []) typeNames.set(t.code, t.name);
+    incidents.clear();
+    for (const inc of open.all) incidents.set(inc.id, keyed(inc));
+    ordered = [...incidents.values()];
+    for (const inc of ordered) inc._in = true;
+    added.length = 0;
+    snapshotIds = new Set(incidents.keys());
+    units.clear();
+    for (const u of unitList) units.set(u.id, u);
+    alarms.clear();
+    for (const a of alarmList) alarms.set(a.id, a);
+    stats.counts = { state: countsOf(), server: open.counts };
+    const server = open.counts;
+    if (server && server.open !== incidents.size) {
+      // Moments apart, so a busy room can differ by a few; the events then settle it.
+      console.warn("board snapshot count differs from the server's", incidents.size, server.open);
+    }
+    stats.snapshots += 1;
+    stats.firstQueueMs = null;
+  } catch (err) {
+    showError(err);
+    setTimeout(loadSnapshot, 5000);
+  } finally {
+    const pending = buffered;
+    buffered = null;
+    // Events are "set state": re-applying those the snapshot already reflects is harmless.
+    replaying = true;
+    for (const ev of pending) apply(ev);
+    replaying = false;
+    loading = false;
+    snapshotIds = new Set();
+    stats.snapshotMs = Math.round(performance.now() - t0);
+    dirty.queue = dirty.units = dirty.alarms = dirty.areas = dirty.allMarkers = true;
+    for (const id of units.keys()) dirty.unitMarkers.add(id);
+    schedule();
+    if (selectedId !== null) detailSoon();
+    if (snapshotAgain) {
+      snapshotAgain = false;
+      loadSnapshot();
+    }
+  }
+}
+
+// ---- events --------------------------------------------------------------------------
+function onEvent(ev) {
+  if (buffered !== null) buffered.push(ev);
+  else apply(ev);
+}
+
+function apply(ev) {
+  stats.eventsApplied += 1;
+  const d = ev.data || {};
+  const id = ev.incident_id;
+  const inc = id != null ? incidents.get(id) : undefined;
+  switch (ev.type) {
+    case "incident.created":
+      if (!OPEN.has(d.status)) break;
+      if (!inc) {
+        putIncident({
+          id,
+          ref: d.ref,
+          grade: d.grade,
+          type_code: d.type_code,
+          type_name: typeNames.get(d.type_code) || d.type_code,
+          status: d.status,
+          lat: d.lat,
+          lng: d.lng,
+          area_code: d.area_code,
+          area: d.area || areaNames.get(d.area_code) || d.area_code,
+          ward: d.ward,
+          address_line: d.address_line,
+          target_at: d.target_at,
+          created_at: ev.at,
+          units: [],
+          call_count: 1,
+        });
+        if (!replaying) fresh.set(id, Date.now() + FRESH_MS);
+      }
+      break;
+    case "incident.graded":
+      patchIncident(id, { grade: d.to, target_at: d.target_at });
+      break;
+    case "incident.status":
+    case "incident.returned_to_queue":
+    case "incident.reopened": {
+      const status = d.to || d.status;
+      if (!OPEN.has(status)) dropIncident(id);
+      else if (!patchIncident(id, { status })) fetchOne(id);
+      break;
+    }
+    case "incident.closed":
+    case "incident.merged":
+      dropIncident(id);
+      break;
+    case "incident.merged_in":
+      if (inc && !(replaying && snapshotIds.has(id))) {
+        patchIncident(id, { call_count: (inc.call_count || 1) + (d.calls_moved || 0) });
+      } else if (!inc) fetchOne(id);
+      break;
+    case "call.linked":
+      if (inc && !(replaying && snapshotIds.has(id))) {
+        patchIncident(id, { call_count: (inc.call_count || 1) + 1 });
+      }
+      break;
+    case "unit.assigned": {
+      const u = units.get(ev.unit_id);
+      if (u) {
+        Object.assign(u, {
+          status: d.unit_status || "dispatched",
+          incident_id: id,
+          incident_ref: d.ref,
+          incident_grade: d.grade,
+          assignment_id: d.assignment_id,
+        });
+        changedUnit(u.id);
+      }
+      if (d.diverted_from != null && incidents.has(d.diverted_from)) {
+        removeCallsign(incidents.get(d.diverted_from), d.callsign);
+        changedIncident(d.diverted_from, false);
+      }
+      if (inc) {
+        addCallsign(inc, d.callsign);
+        patchIncident(id, { status: d.incident_status || inc.status });
+      } else if (OPEN.has(d.incident_status)) {
+        fetchOne(id);
+      }
+      break;
+    }
+    case "unit.status": {
+      const u = units.get(ev.unit_id);
+      const left =
+        LEFT_JOB.has(d.assignment_status) ||
+        (d.assignment_status == null && ["available", "off_duty"].includes(d.to));
+      if (u) {
+        u.status = d.to;
+        u.status_at = ev.at;
+        if (left) {
+          u.incident_id = u.incident_ref = u.incident_grade = u.assignment_id = null;
+        }
+        changedUnit(u.id);
+      }
+      if (left && inc && d.callsign) {
+        removeCallsign(inc, d.callsign);
+        changedIncident(id, false);
+      }
+      if (selectedId !== null && id !== selectedId) recsSoon(d.from, d.to);
+      break;
+    }
+    case "alarm.raised":
+      alarms.set(d.alarm_id, {
+        id: d.alarm_id,
+        kind: d.kind,
+        incident_id: id,
+        unit_id: ev.unit_id,
+        raised_at: ev.at,
+        message: d.message,
+      });
+      dirty.alarms = true;
+      schedule();
+      break;
+    case "alarm.cleared":
+      if (alarms.delete(d.alarm_id)) {
+        dirty.alarms = true;
+        schedule();
+      }
+      break;
+    default:
+      break;
+  }
+  if (selectedId !== null && id === selectedId && !replaying) detailSoon();
+}
+
+function onPositions(list) {
+  for (const p of list) {
+    const u = units.get(p.id);
+    if (!u) continue;
+    u.lat = p.lat;
+    u.lng = p.lng;
+    u.position_at = p.at;
+    stats.positionsApplied += 1;
+    dirty.unitMarkers.add(u.id);
+  }
+  if (list.length) schedule();
+}
+
+const stream = new EventStream({
+  onEvent,
+  onPositions,
+  onState: showConnState,
+  onResync: () => loadSnapshot(),
+});
+
+// ---- drawing: at most once per frame -------------------------------------------------
+const dirty = {
+  queue: false,
+  units: false,
+  alarms: false,
+  areas: false,
+  unitMarkers: new Set(), // unit ids whose marker may have changed
+  allMarkers: false,
+  markers: new Set(), // incident ids whose marker may have changed
+};
+const schedule = perFrame(render, 100, DRAW_GAP_MS);
+
+function render() {
+  const t0 = performance.now();
+  if (dirty.queue) {
+    dirty.queue = false;
+    buildView();
+    renderWindow(true);
+    const ms = timed("queue", t0);
+    if (stats.firstQueueMs === null && incidents.size) stats.firstQueueMs = ms;
+  }
+  if (dirty.areas) {
+    dirty.areas = false;
+    renderAreaOptions();
+  }
+  let t = performance.now();
+  if (dirty.units) {
+    dirty.units = false;
+    renderUnits();
+    timed("units", t);
+  }
+  if (dirty.alarms) {
+    dirty.alarms = false;
+    renderAlarms();
+  }
+  t = performance.now();
+  for (const id of dirty.unitMarkers) {
+    const u = units.get(id);
+    if (u) map.upsertUnit(u);
+  }
+  dirty.unitMarkers.clear();
+  renderMarkers();
+  timed("map", t);
+  timed("render", t0);
+  stats.renders += 1;
+}
+
+/** stats.<part>MsLast / MsMax: what each part of a draw costs (0.1 ms). */
+function timed(part, t0) {
+  const ms = Math.round((performance.now() - t0) * 10) / 10;
+  stats[`${part}MsLast`] = ms;
+  stats[`${part}MsMax`] = Math.max(stats[`${part}MsMax`] || 0, ms);
+  return ms;
+}
+
+/** Markers change a thousand per frame at most, so a snapshot never blocks the page. */
+let lastMarkers = -Infinity;
+let markerTimer = null;
+function renderMarkers() {
+  if (!dirty.allMarkers && !dirty.markers.size) return;
+  const wait = lastMarkers + MAP_GAP_MS - performance.now();
+  if (!dirty.allMarkers && dirty.markers.size < BULK && wait > 0) {
+    markerTimer ??= setTimeout(() => {
+      markerTimer = null;
+      schedule();
+    }, wait);
+    return;
+  }
+  lastMarkers = performance.now();
+  if (dirty.allMarkers) {
+    dirty.allMarkers = false;
+    for (const id of map.incidentMarkers.keys()) if (!incidents.has(id)) dirty.markers.add(id);
+    for (const id of incidents.keys()) dirty.markers.add(id);
+  }
+  let n = 0;
+  for (const id of dirty.markers) {
+    dirty.markers.delete(id);
+    const inc = incidents.get(id);
+    if (inc) map.upsertIncident(inc, id === selectedId);
+    else map.removeIncident(id);
+    if (++n >= MARKERS_PER_FRAME) break;
+  }
+  if (dirty.markers.size) schedule();
+}
+
+// ---- the queue: sorted by urgency, filtered, virtualised -----------------------------
+let ordered = []; // every open incident by urgency, kept nearly sorted (cheap to re-sort)
+let added = []; // incidents put since the last draw, not yet in `ordered`
+let view = []; // what the list shows, in order
+let viewIndex = null; // id -> position in view, built when asked (keyboard, selection)
+let dropped = false; // an incident left since the last draw: `ordered` must be filtered
+
+function indexInView(id) {
+  if (viewIndex === null) {
+    viewIndex = new Map();
+    for (let i = 0; i < view.length; i++) viewIndex.set(view[i].id, i);
+  }
+  return viewIndex.get(id);
+}
+let rowH = 36;
+let winFirst = -1;
+let winLast = -1;
+let laterCount = 0;
+const scroller = $("#queue-scroll");
+const sizer = $("#queue-sizer");
+const table = $("#queue");
+const tbody = $("#queue tbody");
+
+// Target breached first (most overdue first), then soonest target: one ascending order of
+// target time. Then grade, then age, then id so the order is total and stable.
+function byUrgency(a, b) {
+  return a._t - b._t || a._g - b._g || a._c - b._c || a.id - b.id;
+}
+
+function endOfToday() {
+  const d = new Date();
+  d.setHours(24, 0, 0, 0);
+  return d.getTime();
+}
+
+function countsOf() {
+  const now = Date.now();
+  const c = { open: 0, by_grade: {}, by_status: { pending: 0, dispatched: 0, on_scene: 0 }, breached: 0 };
+  for (const inc of incidents.values()) {
+    c.open += 1;
+    c.by_grade[inc.grade] = (c.by_grade[inc.grade] || 0) + 1;
+    c.by_status[inc.status] = (c.by_status[inc.status] || 0) + 1;
+    if (inc._t < now) c.breached += 1;
+  }
+  return c;
+}
+
+function buildView() {
+  // Drop what left (or was replaced), add what came, re-sort: on an array that is already
+  // nearly in order the sort is close to linear, so 10,000 cost little per draw. Arrays
+  // are reused: a stream of draws must not feed the garbage collector.
+  if (dropped) {
+    ordered = ordered.filter((inc) => (inc._in = incidents.get(inc.id) === inc));
+    dropped = false;
+  }
+  for (const inc of added) {
+    if (!inc._in && incidents.get(inc.id) === inc) {
+      inc._in = true;
+      ordered.push(inc);
+    }
+  }
+  added.length = 0;
+  ordered.sort(byUrgency);
+  const eot = endOfToday();
+  const shown = (inc) =>
+    filters.grades.has(inc.grade) &&
+    (!filters.area || inc.area_code === filters.area) &&
+    (!filters.status || inc.status === filters.status);
+  // An appointment (E) nobody is on yet and not due today can wait below the fold.
+  const later = (inc) =>
+    inc.grade === "E" && inc.status === "pending" && inc._t > eot && inc._t !== Infinity;
+  view.length = 0;
+  laterCount = 0;
+  for (const inc of ordered) {
+    if (!shown(inc)) continue;
+    if (later(inc)) laterCount += 1;
+    else view.push(inc);
+  }
+  if (filters.showLater && laterCount) {
+    for (const inc of ordered) if (shown(inc) && later(inc)) view.push(inc);
+  }
+  viewIndex = null;
+  stats.shown = view.length;
+  renderCounts();
+  setStyle(sizer, "height", `${view.length * rowH}px`);
+  const empty = $("#queue-empty");
+  setStyle(empty, "display", view.length ? "none" : "");
+  setText(empty, incidents.size ? "No incident matches the filters." : "No open incidents.");
+  const fold = $("#queue-fold");
+  if (fold.hidden !== (laterCount === 0)) fold.hidden = laterCount === 0;
+  fold.setAttribute("aria-expanded", String(filters.showLater));
+  setText(fold, filters.showLater
+    ? `▾ ${laterCount.toLocaleString("en-GB")} appointments later (shown last) · fold away`
+    : `▸ ${laterCount.toLocaleString("en-GB")} appointments later`);
+}
+
+/** Writes that change nothing still cost a layout: skip them. */
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+function setStyle(el, prop, value) {
+  if (el.style[prop] !== value) el.style[prop] = value;
+}
+
+const num = new Intl.NumberFormat("en-GB");
+
+function renderCounts() {
+  const c = countsOf();
+  setText($("#queue-count"), num.format(c.open));
+  for (const g of ["I", "S", "E", "R"]) {
+    setText($(`#grade-filter [data-count="${g}"]`), num.format(c.by_grade[g] || 0));
+  }
+  for (const st of ["pending", "dispatched", "on_scene"]) {
+    setText($(`#queue-counts [data-count="${st}"]`), num.format(c.by_status[st] || 0));
+  }
+  setText($(`#queue-counts [data-count="breached"]`), num.format(c.breached));
+  const filtered = view.length + (filters.showLater ? 0 : laterCount) !== c.open;
+  setText($("#queue-shown"), filtered ? `${num.format(view.length)} shown` : "");
+}
+
+function rowHtml(i) {
+  const unitsText = (i.units || []).map((u) => u.callsign || u).join(", ");
+  const isFresh = (fresh.get(i.id) || 0) > Date.now();
+  const cls = [
+    i.id === selectedId ? "selected" : "",
+    isFresh ? "new" : "",
+    i._t < Date.now() ? "breached" : "",
+  ].join(" ");
+  const where = i.address_line || i.area || i.area_code || "";
+  const calls = i.call_count > 1 ? ` <span class="calls" title="calls">×${i.call_count}</span>` : "";
+  return `<tr data-id="${i.id}" data-ref="${esc(i.ref)}" class="${cls}" tabindex="${i.id === focusId ? 0 : -1}">
+    <td>${gradeBadge(i.grade)}</td>
+    <td>${esc(i.ref)}${calls}</td>
+    <td class="what"><div>${esc(i.type_name || i.type_code)}</div><div class="addr">${esc(where)}</div></td>
+    <td>${statusChip(i.status)}</td>
+    <td>${esc(unitsText)}</td>
+    <td class="age">${ageText(i.created_at)}</td>
+    <td>${countdownHtml(i.target_at)}</td></tr>`;
+}
+
+let focusId = null; // the row keyboard focus is on (roving tabindex)
+const rowHtmlOf = new WeakMap(); // tr -> the html it was drawn from
+
+/** Draw the rows in view (plus overscan); `force` redraws even if the window is the same. */
+function renderWindow(force) {
+  const h = scroller.clientHeight || 400;
+  const top = scroller.scrollTop;
+  const first = Math.max(0, Math.floor(top / rowH) - OVERSCAN);
+  const last = Math.min(view.length, Math.ceil((top + h) / rowH) + OVERSCAN);
+  if (!force && first === winFirst && last === winLast) return;
+  winFirst = first;
+  winLast = last;
+  if (focusId === null && view.length) focusId = view[0].id;
+  const hadFocus = tbody.contains(document.activeElement);
+  setStyle(table, "transform", `translateY(${first * rowH}px)`);
+  const html = [];
+  for (let k = first; k < last; k++) html.push(rowHtml(view[k]));
+  // Touch only the rows that changed: a call joining far down the list (or nothing visible
+  // changing at all) must not cost a relayout of the rows on screen.
+  const rows = tbody.children;
+  const same = rows.length === html.length && html.every((_, k) => rows[k].dataset.id === String(view[first + k].id));
+  if (same) {
+    for (let k = 0; k < html.length; k++) {
+      if (rowHtmlOf.get(rows[k]) !== html[k]) {
+        const tpl = document.createElement("template");
+        tpl.innerHTML = html[k];
+        const tr = tpl.content.firstElementChild;
+        rowHtmlOf.set(tr, html[k]);
+        rows[k].replaceWith(tr);
+      }
+    }
+  } else {
+    tbody.innerHTML = html.join("");
+    for (let k = 0; k < rows.length; k++) rowHtmlOf.set(rows[k], html[k]);
+  }
+  if (hadFocus && focusId !== null) {
+    const tr = tbody.querySelector(`tr[data-id="${focusId}"]`);
+    if (tr) tr.focus({ preventScroll: true });
+  }
+  if (!rowMeasured && tbody.firstElementChild) measureRow();
+}
+
+// The stylesheet decides the row height; measured once (a forced layout per draw is dear).
+let rowMeasured = false;
+function measureRow() {
+  rowMeasured = true;
+  const measured = tbody.firstElementChild.getBoundingClientRect().height;
+  if (measured && Math.abs(measured - rowH) > 0.5) {
+    rowH = measured;
+    setStyle(sizer, "height", `${view.length * rowH}px`);
+    renderWindow(true);
+  }
+}
+
+const onScroll = perFrame(() => renderWindow(false), 50);
+scroller.addEventListener("scroll", onScroll, { passive: true });
+new ResizeObserver(() => renderWindow(false)).observe(scroller);
+
+/** Scroll just enough to show row `k`, then draw it (keyboard moves past the window). */
+function reveal(k) {
+  const top = k * rowH;
+  if (top < scroller.scrollTop) scroller.scrollTop = top;
+  else if (top + rowH > scroller.scrollTop + scroller.clientHeight) {
+    scroller.scrollTop = top + rowH - scroller.clientHeight;
+  }
+  renderWindow(true);
+}
+
+tbody.addEventListener("click", (e) => {
+  const tr = e.target.closest("tr[data-id]");
+  if (tr) select(Number(tr.dataset.id));
+});
+tbody.addEventListener("focusin", (e) => {
+  const tr = e.target.closest("tr[data-id]");
+  if (tr) focusId = Number(tr.dataset.id);
+});
+tbody.addEventListener("keydown", (e) => {
+  const tr = e.target.closest("tr[data-id]");
+  if (!tr) return;
+  const id = Number(tr.dataset.id);
+  if (e.key === "Enter") {
+    select(id);
+    return;
+  }
+  const step = { ArrowDown: 1, ArrowUp: -1, PageDown: 10, PageUp: -10 }[e.key];
+  if (!step) return;
+  e.preventDefault();
+  const k = indexInView(id);
+  if (k === undefined) return;
+  const next = Math.max(0, Math.min(view.length - 1, k + step));
+  focusId = view[next].id;
+  reveal(next);
+  const el = tbody.querySelector(`tr[data-id="${focusId}"]`);
+  if (el) el.focus({ preventScroll: true });
+});
+
+// Filters
+for (const box of document.querySelectorAll("#grade-filter input")) {
+  box.checked = filters.grades.has(box.value);
+  box.addEventListener("change", () => {
+    if (box.checked) filters.grades.add(box.value);
+    else filters.grades.delete(box.value);
+    filtersChanged();
+  });
+}
+$("#status-filter").value = filters.status;
+$("#status-filter").addEventListener("change", (e) => {
+  filters.status = e.target.value;
+  filtersChanged();
+});
+$("#area-filter").addEventListener("change", (e) => {
+  filters.area = e.target.value;
+  filtersChanged();
+});
+$("#queue-fold").addEventListener("click", () => {
+  filters.showLater = !filters.showLater;
+  filtersChanged();
+});
+
+function filtersChanged() {
+  saveFilters();
+  scroller.scrollTop = 0;
+  dirty.queue = true;
+  schedule();
+}
+
+function renderAreaOptions() {
+  const sel = $("#area-filter");
+  const names = [...areaNames].sort((a, b) => String(a[1]).localeCompare(String(b[1])));
+  sel.innerHTML =
+    `<option value="">All areas</option>` +
+    names.map(([code, name]) => `<option value="${esc(code)}">${esc(name)}</option>`).join("");
+  if (filters.area && !areaNames.has(filters.area)) {
+    sel.insertAdjacentHTML("beforeend", `<option value="${esc(filters.area)}">${esc(filters.area)}</option>`);
+  }
+  sel.value = filters.area;
+}
+
+// Countdowns, ages and highlights tick on the visible rows only (one timer: one redraw a
+// second); counts of breached follow the clock.
+setInterval(() => {
+  refreshCountdowns();
+  let expired = false;
+  const now = Date.now();
+  for (const [id, until] of fresh) {
+    if (until <= now) {
+      fresh.delete(id);
+      expired = true;
+    }
+  }
+  if (expired) renderWindow(true);
+  for (const tr of tbody.children) {
+    const inc = incidents.get(Number(tr.dataset.id));
+    if (inc) tr.children[5].textContent = ageText(inc.created_at);
+  }
+  setText($(`#queue-counts [data-count="breached"]`), num.format(countsOf().breached));
+}, 1000);
+
+// ---- unit board and alarms -------------------------------------------------------------
+function renderUnits() {
+  const groups = new Map(STATUS_ORDER.map((st) => [st, []]));
+  for (const u of units.values()) {
+    (groups.get(u.status) || groups.set(u.status, []).get(u.status)).push(u);
+  }
+  const html = [];
+  for (const [st, list] of groups) {
+    list.sort((a, b) => a.callsign.localeCompare(b.callsign));
+    const body =
+      st === "available" || st === "off_duty" || st === "unavailable"
+        ? `<div class="unit-chips">${list
+            .map(
+              (u) =>
+                `<span class="chip st-${st}" data-unit="${esc(u.callsign)}" data-status="${st}" title="${esc(u.unit_type)} · ${esc(u.home_station || "")}">${esc(u.callsign)}</span>`,
+            )
+            .join("")}</div>`
+        : `<div class="unit-rows">${list
+            .map(
+              (u) =>
+                `<div data-unit="${esc(u.callsign)}" data-status="${st}" data-incident="${u.incident_id ?? ""}"><strong>${esc(u.callsign)}</strong> → ${gradeBadge(u.incident_grade)} ${esc(u.incident_ref || "")}</div>`,
+            )
+            .join("")}</div>`;
+    html.push(`<div class="unit-group" data-group="${st}">
+      <h3>${statusChip(st)} <span class="count">${list.length}</span></h3>${list.length ? body : ""}</div>`);
+  }
+  $("#units").innerHTML = html.join("");
+}
+
+function renderAlarms() {
+  const list = [...alarms.values()].sort(
+    (a, b) => Date.parse(a.raised_at) - Date.parse(b.raised_at) || a.id - b.id,
+  );
+  $("#alarm-count").textContent = list.length.toLocaleString("en-GB");
+  const more = list.length - ALARMS_SHOWN;
+  $("#alarms").innerHTML = list.length
+    ? list
+        .slice(0, ALARMS_SHOWN)
+        .map(
+          (a) =>
+            `<li data-incident="${a.incident_id ?? ""}">${esc(a.message)} <span class="hint">${fmtTime(a.raised_at)}</span></li>`,
+        )
+        .join("") +
+      (more > 0 ? `<li class="hint" style="list-style:none">… and ${more.toLocaleString("en-GB")} more</li>` : "")
+    : `<li class="empty" style="list-style:none">No alarms.</li>`;
+}
+$("#alarms").addEventListener("click", (e) => {
+  const li = e.target.closest("li[data-incident]");
+  if (li && li.dataset.incident) select(Number(li.dataset.incident));
+});
+
+// ---- the selected incident -------------------------------------------------------------
 async function loadDetail() {
   if (selectedId === null) return;
   const id = selectedId;
@@ -70,161 +888,32 @@ async function loadDetail() {
     showError(err);
   }
 }
+// An event touching the selected incident refetches it: at once, then at most once per
+// DETAIL_EVERY_MS while events keep coming (never postponed until they stop).
+const detailSoon = throttle(loadDetail, DETAIL_EVERY_MS);
 
-const refresh = debounce(() => {
-  loadIncidents().catch(showError);
-  loadUnits().catch(showError);
-}, 250);
-const refreshDetail = debounce(() => loadDetail(), 300);
-const refreshAlarms = debounce(() => loadAlarms().catch(showError), 300);
-
-// ---- events --------------------------------------------------------------------------
-function onEvent(ev) {
-  const d = ev.data || {};
-  if (ev.type === "incident.created" && d.status !== "closed") {
-    // Shown at once from the event; the refetch below fills in the rest.
-    incidents.set(ev.incident_id, {
-      id: ev.incident_id,
-      ref: d.ref,
-      grade: d.grade,
-      type_code: d.type_code,
-      status: d.status,
-      lat: d.lat,
-      lng: d.lng,
-      area_code: d.area_code,
-      target_at: d.target_at,
-      created_at: ev.at,
-      units: [],
-      ...(incidents.get(ev.incident_id) || {}),
-    });
-    fresh.add(ev.incident_id);
-    renderQueue();
-  } else if (ev.type === "incident.closed" || ev.type === "incident.merged") {
-    incidents.delete(ev.incident_id);
-    renderQueue();
-  }
-  if (ev.type.startsWith("alarm.")) refreshAlarms();
-  if (ev.type.startsWith("incident.") || ev.type.startsWith("unit.") || ev.type.startsWith("call.")) {
-    refresh();
-  }
-  if (selectedId !== null && ev.incident_id === selectedId) refreshDetail();
-  // Any unit moving may change who is recommended for the selected incident.
-  else if (selectedId !== null && ev.type.startsWith("unit.")) refreshDetail();
+/** Another unit freed or taken can change who is recommended. */
+function recsSoon(from, to) {
+  if (from === "available" || to === "available") detailSoon();
 }
-
-const stream = new EventStream({
-  onEvent,
-  onState: showConnState,
-  onResync: () => {
-    refresh();
-    refreshAlarms();
-  },
-});
-
-// ---- rendering -----------------------------------------------------------------------
-function sortedIncidents() {
-  return [...incidents.values()].sort(
-    (a, b) =>
-      (GRADE_ORDER[a.grade] || 9) - (GRADE_ORDER[b.grade] || 9) ||
-      new Date(a.created_at) - new Date(b.created_at) ||
-      a.id - b.id,
-  );
-}
-
-function renderQueue() {
-  const list = sortedIncidents();
-  const tbody = $("#queue tbody");
-  tbody.innerHTML = list
-    .map((i) => {
-      const unitsText = (i.units || []).map((u) => u.callsign || u).join(", ");
-      const cls = [i.id === selectedId ? "selected" : "", fresh.has(i.id) ? "new" : ""].join(" ");
-      return `<tr data-id="${i.id}" data-ref="${esc(i.ref)}" class="${cls}" tabindex="0">
-        <td>${gradeBadge(i.grade)}</td>
-        <td>${esc(i.ref)}</td>
-        <td>${esc(i.type_name || i.type_code)}</td>
-        <td>${statusChip(i.status)}</td>
-        <td>${esc(unitsText)}</td>
-        <td>${ageText(i.created_at)}</td>
-        <td>${countdownHtml(i.target_at)}</td></tr>`;
-    })
-    .join("");
-  fresh.clear();
-  $("#queue-count").textContent = String(list.length);
-  $("#queue-empty").style.display = list.length ? "none" : "";
-  map.setIncidents(list, selectedId);
-  if (selectedId !== null && !incidents.has(selectedId) && detail && detail.status !== "closed") {
-    // It left the queue (closed or merged): the detail refetch shows why.
-    refreshDetail();
-  }
-}
-
-$("#queue tbody").addEventListener("click", (e) => {
-  const tr = e.target.closest("tr[data-id]");
-  if (tr) select(Number(tr.dataset.id));
-});
-$("#queue tbody").addEventListener("keydown", (e) => {
-  const tr = e.target.closest("tr[data-id]");
-  if (!tr) return;
-  if (e.key === "Enter") select(Number(tr.dataset.id));
-  if (e.key === "ArrowDown" && tr.nextElementSibling) tr.nextElementSibling.focus();
-  if (e.key === "ArrowUp" && tr.previousElementSibling) tr.previousElementSibling.focus();
-});
-setInterval(() => {
-  for (const tr of document.querySelectorAll("#queue tbody tr[data-id]")) {
-    const inc = incidents.get(Number(tr.dataset.id));
-    if (inc) tr.children[5].textContent = ageText(inc.created_at);
-  }
-}, 5000);
-
-// Committed units first: those are what a dispatcher tracks; the available pool is last.
-const STATUS_ORDER = ["dispatched", "en_route", "on_scene", "unavailable", "available", "off_duty"];
-function renderUnits() {
-  const groups = new Map(STATUS_ORDER.map((st) => [st, []]));
-  for (const u of units) (groups.get(u.status) || groups.set(u.status, []).get(u.status)).push(u);
-  const html = [];
-  for (const [st, list] of groups) {
-    list.sort((a, b) => a.callsign.localeCompare(b.callsign));
-    const body =
-      st === "available" || st === "off_duty" || st === "unavailable"
-        ? `<div class="unit-chips">${list
-            .map((u) => `<span class="chip st-${st}" data-unit="${esc(u.callsign)}" title="${esc(u.unit_type)} · ${esc(u.home_station || "")}">${esc(u.callsign)}</span>`)
-            .join("")}</div>`
-        : `<div class="unit-rows">${list
-            .map(
-              (u) =>
-                `<div data-unit="${esc(u.callsign)}" data-status="${st}"><strong>${esc(u.callsign)}</strong> → ${gradeBadge(u.incident_grade)} ${esc(u.incident_ref || "")}</div>`,
-            )
-            .join("")}</div>`;
-    html.push(`<div class="unit-group" data-group="${st}">
-      <h3>${statusChip(st)} <span class="count">${list.length}</span></h3>${list.length ? body : ""}</div>`);
-  }
-  $("#units").innerHTML = html.join("");
-  map.setUnits(units);
-}
-
-function renderAlarms() {
-  $("#alarm-count").textContent = String(alarms.length);
-  $("#alarms").innerHTML = alarms.length
-    ? alarms
-        .map(
-          (a) =>
-            `<li data-incident="${a.incident_id ?? ""}">${esc(a.message)} <span class="hint">${fmtTime(a.raised_at)}</span></li>`,
-        )
-        .join("")
-    : `<li class="empty" style="list-style:none">No alarms.</li>`;
-}
-$("#alarms").addEventListener("click", (e) => {
-  const li = e.target.closest("li[data-incident]");
-  if (li && li.dataset.incident) select(Number(li.dataset.incident));
-});
 
 function select(id) {
+  const previous = selectedId;
   selectedId = id;
+  focusId = id;
   conflict = null;
   detail = null;
   recs = null;
   $("#detail").innerHTML = `<div class="empty">Loading…</div>`;
-  renderQueue();
+  // The highlight moves at once, not with the next batch of markers.
+  for (const k of [previous, id]) {
+    const inc = k === null ? null : incidents.get(k);
+    if (inc) map.upsertIncident(inc, k === id);
+  }
+  const k = indexInView(id);
+  if (k !== undefined) reveal(k);
+  else renderWindow(true);
+  schedule();
   const inc = incidents.get(id);
   if (inc) map.focus(inc.lat, inc.lng, 12);
   loadDetail();
@@ -249,6 +938,9 @@ function recRow(r, i) {
 function renderDetail() {
   const d = detail;
   if (!d) return;
+  // Keep what the dispatcher is typing: a refetch must not wipe a half-written form.
+  const typing = document.activeElement && $("#detail").contains(document.activeElement);
+  const kept = typing ? formValues() : null;
   const open = d.status !== "closed";
   const asg = (d.assignments || [])
     .map(
@@ -260,10 +952,15 @@ function renderDetail() {
   const all = recs ? recs.recommendations || [] : [];
   const shortfalls = recs && recs.shortfalls ? recs.shortfalls : [];
   const remarks = (d.timeline || []).filter((e) => e.type === "incident.remark").slice(-3);
+  const where = d.address_line || d.area || d.area_code || "";
+  // What the caller said, only when it adds to the resolved line ("se1 7pb" does not).
+  const squash = (t) => String(t || "").toUpperCase().replace(/[^A-Z0-9]/g, "");
+  const said =
+    d.address && squash(d.address) !== squash(d.location_label) ? `· caller said “${esc(d.address)}”` : "";
   $("#detail").innerHTML = `
     <h3 data-incident-id="${d.id}">${gradeBadge(d.grade)} ${esc(d.ref)} · ${esc(d.type_name || d.type_code)} ${statusChip(d.status)}</h3>
-    <div class="meta">${esc(d.area || d.area_code || "")} · ${d.lat?.toFixed?.(4) ?? ""}, ${d.lng?.toFixed?.(4) ?? ""}
-      ${d.address ? "· " + esc(d.address) : ""} · received ${fmtTime(d.call_received_at)}
+    <div class="meta">${esc(where)} · ${d.lat?.toFixed?.(4) ?? ""}, ${d.lng?.toFixed?.(4) ?? ""}
+      ${said} · received ${fmtTime(d.call_received_at)}
       · ${(d.calls || []).length} call(s) · target ${open ? countdownHtml(d.target_at) : "—"}
       ${d.result_code ? "· result " + esc(d.result_code) : ""}</div>
     <div class="desc">${esc(d.description || "")}</div>
@@ -300,6 +997,25 @@ function renderDetail() {
       </div>`
         : ""
     }`;
+  if (kept) restoreForms(kept);
+}
+
+function formValues() {
+  const out = { focus: null, values: {} };
+  for (const el of document.querySelectorAll("#detail form [name]")) {
+    const key = `${el.form.id}:${el.name}`;
+    out.values[key] = el.value;
+    if (el === document.activeElement) out.focus = key;
+  }
+  return out;
+}
+
+function restoreForms(kept) {
+  for (const el of document.querySelectorAll("#detail form [name]")) {
+    const key = `${el.form.id}:${el.name}`;
+    if (key in kept.values) el.value = kept.values[key];
+    if (key === kept.focus) el.focus();
+  }
 }
 
 $("#detail").addEventListener("click", async (e) => {
@@ -321,8 +1037,8 @@ async function assign(incidentId, unitId, divert) {
       showError(err);
     }
   }
+  // The board follows from the events; the detail shows the outcome now.
   await loadDetail();
-  refresh();
 }
 
 $("#detail").addEventListener("submit", async (e) => {
@@ -344,22 +1060,17 @@ $("#detail").addEventListener("submit", async (e) => {
       });
       toast("Incident closed", "ok");
     }
+    f.reset();
+    (document.activeElement || {}).blur?.();
     await loadDetail();
-    refresh();
   } catch (err) {
     showError(err);
   }
 });
 
 // ---- start ---------------------------------------------------------------------------
-async function start() {
-  await stream.start();
-  await Promise.all([loadIncidents(), loadUnits(), loadAlarms()]).catch(showError);
-}
-start();
-// A slow safety net: events drive the board, this only corrects drift.
-setInterval(() => {
-  refresh();
-  refreshAlarms();
-}, 30000);
-window.__cadDispatcher = { incidents, select };
+window.__cadDispatcher = { incidents, units, alarms, select, stats, view: () => view };
+// The stream first, buffering, so nothing that happens while the snapshot loads is lost.
+buffered = [];
+await stream.start();
+loadSnapshot();

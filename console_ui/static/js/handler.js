@@ -1,4 +1,6 @@
-// Call handler console: keyboard-first call entry with a live grade preview.
+// Call handler console: keyboard-first call entry with a live grade preview. The location
+// is one type-ahead field (postcode or place); AML coordinates and a map click still work
+// and read back as "near SE1 7PB · Bishop's · Lambeth".
 import { ApiError, get, post, requireSession } from "./api.js";
 import {
   $,
@@ -14,6 +16,7 @@ import {
   topbar,
 } from "./common.js";
 import { CadMap } from "./map.js";
+import { attachPlaceSearch, placeLine } from "./places.js";
 import { EventStream } from "./stream.js";
 
 const s = await requireSession(["call_handler", "supervisor", "admin"]);
@@ -33,11 +36,118 @@ const map = new CadMap($("#map"), {
     $("#lat").value = lat.toFixed(5);
     $("#lng").value = lng.toFixed(5);
     $("#source").value = "map";
-    map.setPin(lat, lng);
-    schedulePreview();
+    clearFieldError($("[data-field='location.lat']"));
+    clearFieldError($("[data-field='location.lng']"));
+    pointChanged();
   },
 });
 map.loadAreas().catch(showError);
+
+// ---- location: a picked place, or coordinates read back through reverse lookup ---------
+const addressInput = $("#address");
+const placeLineEl = $("#place-line");
+
+function fmtPrecision(m) {
+  if (m == null) return "";
+  return m < 1000 ? `±${Math.round(m)} m` : `±${(m / 1000).toFixed(1)} km`;
+}
+
+function showPlaceLine(text, kind, detail = "") {
+  placeLineEl.dataset.kind = kind;
+  placeLineEl.innerHTML = text
+    ? `<span class="line">${esc(text)}</span>${detail ? ` <span class="hint">${esc(detail)}</span>` : ""}`
+    : "";
+}
+
+function clearSuggestions() {
+  $("#place-suggest").innerHTML = "";
+}
+
+/** "Did you mean" buttons from a 422's suggestions; a click picks that place. */
+let suggestions = [];
+function showSuggestions(list) {
+  suggestions = Array.isArray(list) ? list.slice(0, 5) : [];
+  $("#place-suggest").innerHTML = suggestions.length
+    ? `<span class="hint">Did you mean</span> ${suggestions
+        .map(
+          (h, i) =>
+            `<button type="button" data-suggest="${i}" title="${esc(placeLine(h))}">${esc(h.label)}</button>`,
+        )
+        .join(" ")}`
+    : "";
+}
+$("#place-suggest").addEventListener("click", (e) => {
+  const b = e.target.closest("button[data-suggest]");
+  if (b) places.pickHit(suggestions[Number(b.dataset.suggest)]);
+});
+
+const places = attachPlaceSearch(addressInput, {
+  limit: 8,
+  onPick(hit, { via }) {
+    // A place replaces coordinates: the call carries what the handler picked.
+    $("#lat").value = "";
+    $("#lng").value = "";
+    reverseSeq += 1;
+    clearSuggestions();
+    clearFieldError(addressInput.closest("[data-field]"));
+    const line = placeLine(hit);
+    showPlaceLine(line, "place", [hit.kind, fmtPrecision(hit.precision_m)].filter(Boolean).join(" · "));
+    map.setPin(hit.lat, hit.lng, line);
+    map.focus(hit.lat, hit.lng, hit.kind === "postcode" ? 15 : 14);
+    schedulePreview();
+    if (via === "keyboard") $("#caller-name").focus();
+  },
+  onEdit(text) {
+    // Typing a place supersedes coordinates and whatever was picked before.
+    if (text.trim() && ($("#lat").value || $("#lng").value)) {
+      $("#lat").value = "";
+      $("#lng").value = "";
+      reverseSeq += 1;
+    }
+    showPlaceLine("", "");
+    clearSuggestions();
+    map.setPin(null, null);
+  },
+});
+
+addressInput.focus(); // where is the emergency: the first question
+
+function currentPoint() {
+  const lat = num($("#lat").value);
+  const lng = num($("#lng").value);
+  if (lat === null || lng === null || Number.isNaN(lat) || Number.isNaN(lng)) return null;
+  if (Math.abs(lat) > 90 || Math.abs(lng) > 180) return null;
+  return { lat, lng };
+}
+
+let reverseSeq = 0;
+/** Coordinates changed (typed AML fix or map click): pin them and say where they are. */
+async function pointChanged() {
+  const p = currentPoint();
+  const mine = ++reverseSeq;
+  if (addressInput.value) places.clear();
+  clearSuggestions();
+  if (!p) {
+    map.setPin(null, null);
+    showPlaceLine("", "");
+    return;
+  }
+  map.setPin(p.lat, p.lng);
+  showPlaceLine("Looking up…", "pending");
+  schedulePreview();
+  try {
+    const r = await get(`/api/places/reverse?lat=${p.lat}&lng=${p.lng}`);
+    if (mine !== reverseSeq) return;
+    const line = r.line || "no postcode nearby";
+    const d = r.postcode && r.postcode.distance_m != null ? `postcode ${Math.round(r.postcode.distance_m)} m away` : "";
+    showPlaceLine(line, "near", d);
+    map.setPin(p.lat, p.lng, r.line || null);
+  } catch (err) {
+    if (mine !== reverseSeq) return;
+    showPlaceLine(`No address for this point: ${err.message}`, "none");
+  }
+}
+const schedulePoint = debounce(pointChanged, 200);
 
 // The handler does not need live events, but the connection state shows the link is up.
 new EventStream({ onEvent: () => {}, onState: showConnState }).start();
@@ -100,16 +210,15 @@ function riskBody() {
 function locationBody() {
   const lat = num($("#lat").value);
   const lng = num($("#lng").value);
-  const address = $("#address").value.trim();
-  if (lat !== null || lng !== null) return { lat, lng };
+  const address = addressInput.value.trim();
   if (address) return { address };
+  if (lat !== null || lng !== null) return { lat, lng };
   return null;
 }
 
 function callBody() {
   const location = locationBody();
-  let source = $("#source").value;
-  if (location && location.address && source === "aml") source = "address";
+  const source = location && location.address ? "address" : $("#source").value;
   return {
     caller: { name: $("#caller-name").value.trim(), phone: $("#caller-phone").value.trim() },
     location: location || {},
@@ -131,7 +240,16 @@ async function preview() {
   }
   const body = { incident_type: type, risk: riskBody() };
   const loc = locationBody();
-  if (loc && !Number.isNaN(loc.lat) && !Number.isNaN(loc.lng) && (loc.address ? loc.address.length >= 2 : true)) {
+  // Half-typed text is the type-ahead's business; the preview takes a picked place, or
+  // the text once the handler has left the field.
+  const typing = loc && loc.address && !places.picked && document.activeElement === addressInput;
+  if (
+    loc &&
+    !typing &&
+    !Number.isNaN(loc.lat) &&
+    !Number.isNaN(loc.lng) &&
+    (loc.address ? loc.address.length >= 2 : true)
+  ) {
     body.location = loc;
   }
   const mine = ++previewSeq;
@@ -143,8 +261,16 @@ async function preview() {
       <div data-grade="${esc(p.grade)}"><span class="grade grade-${esc(p.grade)} big">${esc(p.grade)}</span>
       <strong>${esc(p.grade_name)}</strong> · ${esc(target)}${p.auto_dispatch ? " · auto-dispatch" : ""}</div>
       <div class="reason">${esc(p.reason)} <span class="hint">(rule ${esc(p.rule)})</span></div>
-      ${p.area ? `<div class="hint">Area: ${esc(p.area)}</div>` : ""}`;
-    if (p.lat != null && body.location && body.location.address) map.setPin(p.lat, p.lng);
+      ${
+        p.address_line || p.area
+          ? `<div class="hint" id="preview-where">Where: ${esc(p.address_line || p.area)}</div>`
+          : ""
+      }`;
+    if (p.lat != null && body.location && body.location.address && !places.picked) {
+      // Typed text the server resolved: show where it landed.
+      map.setPin(p.lat, p.lng, p.address_line || null);
+      if (p.address_line) showPlaceLine(p.address_line, "resolved");
+    }
     renderDups(p.possible_duplicates || []);
   } catch (err) {
     if (mine !== previewSeq) return;
@@ -153,6 +279,7 @@ async function preview() {
       const errs = err.errors.filter((e) => e.field.startsWith("location"));
       if (errs.length) {
         $("#preview-body").innerHTML = `<span class="field-error">${esc(errs[0].reason)}</span>`;
+        showSuggestions(err.body.suggestions);
         renderDups([]);
         return;
       }
@@ -165,6 +292,7 @@ form.addEventListener("input", (e) => {
   if (e.target !== typeFilter) schedulePreview();
   clearFieldError(e.target.closest("[data-field]"));
 });
+addressInput.addEventListener("blur", () => schedulePreview());
 form.addEventListener("change", () => schedulePreview());
 
 function renderDups(list) {
@@ -250,8 +378,10 @@ async function submit(linkTo = null) {
     showResult(res, linkTo);
     resetForm();
   } catch (err) {
-    if (err instanceof ApiError && err.status === 422) showFieldErrors(err);
-    else {
+    if (err instanceof ApiError && err.status === 422) {
+      showFieldErrors(err);
+      showSuggestions(err.body.suggestions);
+    } else {
       $("#form-error").textContent = err.message;
       showError(err);
     }
@@ -275,7 +405,7 @@ function showResult(res, linkTo) {
   el.innerHTML = `
     <div>${esc(verb)} <span class="ref" id="result-ref">${esc(inc.ref)}</span>
       ${gradeBadge(inc.grade)} ${esc(inc.grade_name || "")} · ${esc(inc.type_name || inc.type_code)}
-      ${inc.area ? `· ${esc(inc.area)}` : ""}</div>
+      ${inc.address_line || inc.area ? `· ${esc(inc.address_line || inc.area)}` : ""}</div>
     <div>Target: ${inc.status === "closed" ? "— (closed on creation)" : countdownHtml(inc.target_at)}
       · status ${esc(inc.status)}</div>
     <div class="hint">${esc(g.reason)} (rule ${esc(g.rule)})</div>
@@ -294,11 +424,15 @@ function resetForm() {
   typeFilter.value = "";
   fillTypes();
   attempt = null;
+  places.clear();
+  reverseSeq += 1;
+  showPlaceLine("", "");
+  clearSuggestions();
   map.setPin(null, null);
   clearErrors();
   renderDups([]);
   $("#preview-body").innerHTML = `<span class="empty">Choose an incident type.</span>`;
-  $("#caller-name").focus();
+  addressInput.focus();
 }
 
 form.addEventListener("submit", (e) => {
@@ -322,10 +456,9 @@ document.addEventListener("keydown", (e) => {
   }
 });
 for (const id of ["lat", "lng"]) {
-  $(`#${id}`).addEventListener("change", () => {
-    const lat = num($("#lat").value);
-    const lng = num($("#lng").value);
-    if (lat != null && lng != null && !Number.isNaN(lat) && !Number.isNaN(lng)) map.setPin(lat, lng);
+  $(`#${id}`).addEventListener("input", () => {
+    if ($("#source").value === "map") $("#source").value = "aml";
+    schedulePoint();
   });
 }
-window.__cadHandler = { submit, resetForm };
+window.__cadHandler = { submit, resetForm, places };

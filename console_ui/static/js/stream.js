@@ -14,10 +14,19 @@ export class EventStream {
    * offline | connecting; onResync() when the page should reload its snapshot because
    * events cannot be replayed (a unit's polling, or a first connection without a seq).
    * pollEvents=false for roles that may not read /api/events (units): polling then
-   * means calling onResync.
+   * means calling onResync. onPositions(units) receives the socket's unsequenced
+   * position batches ([{id, lat, lng, at}], only units that moved); they are not
+   * replayed after a gap, so a console keeps positions from its snapshot until then.
    */
-  constructor({ onEvent, onState = () => {}, onResync = () => {}, pollEvents = true }) {
+  constructor({
+    onEvent,
+    onState = () => {},
+    onResync = () => {},
+    onPositions = () => {},
+    pollEvents = true,
+  }) {
     this.onEvent = onEvent;
+    this.onPositions = onPositions;
     this.onStateCb = onState;
     this.onResync = onResync;
     this.pollEvents = pollEvents;
@@ -106,6 +115,15 @@ export class EventStream {
         this._setState("live");
         if (fresh && !this._firstReady) this.onResync();
         this._ready();
+        return;
+      }
+      if (ev.type === "positions") {
+        // No seq: a snapshot of who moved, newer than anything the seq'd events hold.
+        try {
+          this.onPositions(ev.units || []);
+        } catch (e) {
+          console.error("positions handler failed", e);
+        }
         return;
       }
       this._handle(ev);

@@ -1,6 +1,18 @@
 // Supervisor console: KPI tiles per grade, answering, queue, units, calls per 15 min.
 import { get, requireSession } from "./api.js";
-import { $, debounce, esc, fmtDuration, fmtTime, gradeBadge, showConnState, showError, statusChip, topbar } from "./common.js";
+import {
+  $,
+  esc,
+  fmtDuration,
+  fmtTime,
+  gradeBadge,
+  perFrame,
+  showConnState,
+  showError,
+  statusChip,
+  throttle,
+  topbar,
+} from "./common.js";
 import { EventStream } from "./stream.js";
 
 const s = await requireSession(["supervisor", "admin"]);
@@ -8,6 +20,14 @@ topbar("Supervisor · KPIs", s);
 
 let grades = [];
 let last = null;
+let cost = 0; // ms the last /api/stats took
+
+// /api/stats is a real query over the window. Events ask for it again at once when it has
+// been quiet, otherwise at most once per gap (1 s, or 10 × what it costs, up to 10 s), so a
+// steady stream of calls neither starves the tiles nor turns into a request per event.
+const MIN_GAP_MS = 1000;
+const MAX_GAP_MS = 10000;
+const PERIOD_MS = 15000; // time alone moves the figures (windows slide)
 
 const pct = (v) => (v == null ? "—" : `${Math.round(v * 100)}%`);
 const dur = (v) => (v == null ? "—" : fmtDuration(v));
@@ -15,10 +35,15 @@ const dur = (v) => (v == null ? "—" : fmtDuration(v));
 async function load() {
   if (!grades.length) grades = await get("/api/grades");
   const hours = $("#hours").value;
+  const t0 = performance.now();
   last = await get(`/api/stats?hours=${hours}`);
+  cost = performance.now() - t0;
   render(last);
 }
-const reload = debounce(() => load().catch(showError), 400);
+const reload = throttle(
+  () => load().catch(showError),
+  () => Math.min(MAX_GAP_MS, Math.max(MIN_GAP_MS, cost * 10)),
+);
 
 function render(st) {
   $("#grades").innerHTML = grades
@@ -102,8 +127,8 @@ function drawChart(series) {
     ${bars}${ticks}</svg>`;
 }
 
-$("#hours").addEventListener("change", () => load().catch(showError));
-window.addEventListener("resize", debounce(() => last && drawChart(last.calls_per_15min || []), 200));
+$("#hours").addEventListener("change", reload);
+window.addEventListener("resize", perFrame(() => last && drawChart(last.calls_per_15min || [])));
 
 const RELEVANT = /^(incident\.|unit\.status|unit\.assigned|call\.)/;
 const stream = new EventStream({
@@ -113,5 +138,5 @@ const stream = new EventStream({
   onState: showConnState,
   onResync: reload,
 });
-stream.start().then(() => load().catch(showError));
-setInterval(() => load().catch(showError), 15000);
+stream.start().then(reload);
+setInterval(reload, PERIOD_MS);

@@ -1,6 +1,6 @@
 // Unit terminal (phone-sized): own status, current job, big status buttons, position.
 import { ApiError, get, post, requireSession } from "./api.js";
-import { $, debounce, esc, gradeBadge, showConnState, showError, statusChip, toast, topbar } from "./common.js";
+import { $, esc, gradeBadge, showConnState, showError, statusChip, toast, topbar } from "./common.js";
 import { EventStream } from "./stream.js";
 
 const s = await requireSession(["unit"]);
@@ -12,15 +12,86 @@ let typeNames = {};
 get("/api/incident-types")
   .then((list) => {
     typeNames = Object.fromEntries(list.map((t) => [t.code, t.name]));
-    if (me) render();
+    if (me) scheduleRender();
   })
   .catch(() => {});
 
-async function load() {
-  me = await get("/api/units/me");
-  render();
+// The snapshot (/api/units/me) is read at start, on resync and when a new job arrives (its
+// details are not in the event); everything else is applied from the events themselves.
+// One read at a time: events during a read ask for exactly one more read after it.
+let loading = null;
+let loadAgain = false;
+function load() {
+  if (loading) {
+    loadAgain = true;
+    return loading;
+  }
+  loading = (async () => {
+    try {
+      // Bounded: a steady stream of events cannot keep this reading for ever.
+      for (let reads = 0; reads < 3 && (reads === 0 || loadAgain); reads += 1) {
+        loadAgain = false;
+        me = await get("/api/units/me");
+      }
+    } finally {
+      loading = null;
+    }
+    scheduleRender();
+  })();
+  return loading;
 }
-const reload = debounce(() => load().catch(showError), 150);
+
+let renderQueued = false;
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    if (me) render();
+  });
+}
+
+const ENDED = new Set(["cleared", "cancelled"]);
+
+/** Apply one of this unit's events (own unit, current job) to the view's state. */
+function apply(ev) {
+  if (!me) return;
+  if (loading) loadAgain = true; // the read in flight may predate this event
+  const d = ev.data || {};
+  if (ev.unit_id === me.id) {
+    if (ev.type === "unit.assigned") {
+      me.status = d.unit_status || "dispatched";
+      load().catch(showError);
+    } else if (ev.type === "unit.status") {
+      if (d.to) me.status = d.to;
+      if (me.job && d.assignment_id === me.job.assignment_id && d.assignment_status) {
+        if (ENDED.has(d.assignment_status)) me.job = null;
+        else me.job.assignment_status = d.assignment_status;
+      } else if (!me.job && d.assignment_id && d.assignment_status && !ENDED.has(d.assignment_status)) {
+        load().catch(showError); // a job this view has not seen yet
+      }
+    } else if (d.to && ev.type.startsWith("unit.")) {
+      me.status = d.to;
+    }
+  }
+  const inc = me.job && me.job.incident;
+  if (inc && ev.incident_id === inc.id) {
+    if (ev.type === "incident.graded") {
+      inc.grade = d.to;
+      if (d.target_at) inc.target_at = d.target_at;
+    } else if (ev.type === "incident.status" || ev.type === "incident.returned_to_queue") {
+      inc.status = d.to;
+    } else if (ev.type === "incident.closed" || ev.type === "incident.merged") {
+      inc.status = "closed";
+    } else if (ev.type === "incident.reopened") {
+      inc.status = d.status || inc.status;
+    }
+    for (const k of ["address_line", "ward", "area", "lat", "lng", "location_label"]) {
+      if (d[k] !== undefined) inc[k] = d[k];
+    }
+  }
+  scheduleRender();
+}
 
 const LABELS = {
   en_route: "En route",
@@ -43,6 +114,19 @@ function buttonsFor(unit) {
   return [["available", "Available"], ...(unit.status === "off_duty" ? [["unavailable", "Unavailable"]] : [])];
 }
 
+function whereHtml(i) {
+  const coords = i.lat != null && i.lng != null ? `${i.lat.toFixed(5)}, ${i.lng.toFixed(5)}` : "";
+  const line = i.address_line || i.address || coords;
+  const areas = [i.ward && `Ward: ${i.ward}`, i.area && `Borough: ${i.area}`].filter(Boolean);
+  // What the caller said, when it differs from what it resolved to.
+  const said =
+    i.address && i.address !== i.location_label && !line.startsWith(i.address) ? i.address : "";
+  return `
+    <div class="where" id="job-where">${esc(line)}</div>
+    ${areas.length ? `<div class="areas" id="job-areas">${esc(areas.join(" · "))}</div>` : ""}
+    ${said ? `<div class="hint">Caller said: “${esc(said)}”</div>` : ""}`;
+}
+
 function render() {
   $("#callsign").textContent = me.callsign;
   $("#my-status").innerHTML = statusChip(me.status);
@@ -50,15 +134,20 @@ function render() {
   const job = me.job;
   if (job) {
     const i = job.incident;
-    const where = i.address || `${i.lat.toFixed(5)}, ${i.lng.toFixed(5)}`;
     $("#job").innerHTML = `
       <h2>Current job</h2>
       <div class="ref" id="job-ref">${gradeBadge(i.grade)} ${esc(i.ref)}</div>
-      <div class="type">${esc(typeNames[i.type_code] || i.type_code)}</div>
-      <div class="where">${esc(where)}${i.area ? " · " + esc(i.area) : ""}</div>
+      <div class="type">${esc(i.type_name || typeNames[i.type_code] || i.type_code)}</div>
+      ${whereHtml(i)}
       <div class="desc">${esc(i.description || "")}</div>
-      <div class="hint">Assignment: ${esc(job.assignment_status.replace("_", " "))}</div>
-      <a href="geo:${i.lat},${i.lng}">Open in navigation</a>`;
+      <div class="hint">Assignment: ${esc(String(job.assignment_status).replace("_", " "))}${
+        i.status === "closed" ? " · incident closed" : ""
+      }</div>
+      ${
+        i.lat != null && i.lng != null
+          ? `<a href="geo:${Number(i.lat)},${Number(i.lng)}">Open in navigation</a>`
+          : ""
+      }`;
   } else {
     $("#job").innerHTML = `<div class="empty" id="no-job">No current job.</div>`;
   }
@@ -75,14 +164,17 @@ $("#buttons").addEventListener("click", async (e) => {
   const body = { status: b.dataset.status };
   if (me.job) body.incident_id = me.job.incident.id;
   try {
-    await post(`/api/units/${me.id}/status`, body);
+    const res = await post(`/api/units/${me.id}/status`, body);
+    // The answer says what changed; its event may arrive before or after, to the same effect.
+    apply({ type: "unit.status", unit_id: me.id, data: { to: res.status, ...res } });
     toast(`${me.callsign}: ${b.textContent}`, "ok");
   } catch (err) {
     if (err instanceof ApiError && err.status === 409) toast(err.message, "error");
     else showError(err);
+    await load().catch(showError); // refused: read what is true now
   } finally {
     sending = false;
-    await load().catch(showError);
+    scheduleRender();
   }
 });
 
@@ -136,9 +228,8 @@ function stopSharing() {
 
 // ---- live -----------------------------------------------------------------------------
 const stream = new EventStream({
-  // The server sends a unit only its own unit's and job's events; any of them may change
-  // what this screen shows, so reload the (small) view.
-  onEvent: () => reload(),
+  // The server sends a unit only its own unit's and job's events.
+  onEvent: apply,
   onState: showConnState,
   onResync: () => load().catch(showError),
   pollEvents: false,
