@@ -824,6 +824,16 @@ def markdown(res: dict[str, Any], table: list[dict[str, Any]]) -> str:
         f"`{res['meta']['command']}` on {res['meta']['machine']}. Every baseline ran in the same run, same "
         "machine, same client. Targets marked (bench) are this bench's own budgets, not the brief's.",
         "",
+    ]
+    merged = res["meta"].get("merged")
+    if merged:
+        first = merged["others_from"]
+        lines += [
+            f"Re-run here: {', '.join(merged['rerun'])}; the other figures are from "
+            f"`{first.get('command', '?')}` at {first.get('finished', '?')}.",
+            "",
+        ]
+    lines += [
         "| figure | ours | baseline | ratio | target | met? |",
         "|---|---:|---:|---:|---|---|",
     ]
@@ -854,6 +864,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--pyspy", action="store_true", help="profile intake with py-spy even if targets are met"
+    )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other figures of the last run (latest.json); each figure still has "
+        "its baseline from its own run",
     )
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--client-procs", type=int, default=1)
@@ -972,6 +988,11 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed_s": round(time.monotonic() - started, 1),
         "database": urlsplit(db).path,
     }
+    if args.merge and (RESULTS / "latest.json").exists():
+        earlier = json.loads((RESULTS / "latest.json").read_text())
+        rerun = sorted(k for k in res if k != "meta")
+        res["meta"]["merged"] = {"rerun": rerun, "others_from": earlier.get("meta", {})}
+        res = {**{k: v for k, v in earlier.items() if k not in ("table", "meta")}, **res}
     table = rows(res)
     res["table"] = table
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from cad.app import create_app
 from cad.config import Settings
 from cad.db.migrate import migrate
 from cad.db.pool import connect, transaction
-from cad.places.service import ensure_gazetteer
+from cad.places.service import ensure_gazetteer, load_places
 from cad.seed import DEMO_USERS, seed_demo
 from gis.areas import AreaSet
 
@@ -49,6 +49,19 @@ def shared_file(name: str) -> Path:
     return path
 
 
+def run_cad(db_url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The `cad` command against one database, with nothing else of this shell's
+    environment: what an operator on a fresh machine would run."""
+    return subprocess.run(
+        [sys.executable, "-m", "cad.cli", *args],
+        cwd=ROOT,
+        env={"CAD_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -59,26 +72,71 @@ async def _admin() -> asyncpg.Connection:
     return await asyncpg.connect(f"{PG_BASE}/postgres")
 
 
-@pytest.fixture(scope="session")
-async def template_db() -> AsyncIterator[str]:
-    name = f"cad_tpl_{os.getpid()}"
+# Tests that read postcodes (type-ahead, reverse lookup, intake by postcode, the browser
+# flows) clone a template holding all 180,792 London postcodes; the rest clone a lean one
+# with the named places only: a clone costs about its size, paid once per test.
+GAZETTEER_PATHS = ("tests/places/", "tests/browser/", "tests/intake/test_intake_place.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.fspath)).relative_to(ROOT).as_posix()
+        if path.startswith(GAZETTEER_PATHS):
+            item.add_marker(pytest.mark.gazetteer)
+
+
+async def _build_template(name: str, postcodes: bool) -> None:
     admin = await _admin()
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
     conn = await connect(f"{PG_BASE}/{name}")
     try:
         await migrate(conn)
         async with conn.transaction():
             await seed_demo(conn, AreaSet.london_default())
         async with conn.transaction():
-            # The London postcodes and named places, as `cad seed-demo` loads them.
-            await ensure_gazetteer(conn, AreaSet.london_default(), AreaSet.london_wards())
+            if postcodes:
+                # The London postcodes and named places, as `cad seed-demo` loads them.
+                await ensure_gazetteer(conn, AreaSet.london_default(), AreaSet.london_wards())
+            else:
+                await load_places(conn, AreaSet.london_default(), AreaSet.london_wards())
         await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
-    yield name
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+
+
+class Templates:
+    """Migrated, seeded template databases, each built once per run when first needed."""
+
+    def __init__(self) -> None:
+        self.built: dict[bool, str] = {}
+
+    async def name(self, postcodes: bool) -> str:
+        if postcodes not in self.built:
+            name = f"cad_tpl_{'full' if postcodes else 'lean'}_{os.getpid()}"
+            await _build_template(name, postcodes)
+            self.built[postcodes] = name
+        return self.built[postcodes]
+
+
+@pytest.fixture(scope="session")
+async def templates() -> AsyncIterator[Templates]:
+    made = Templates()
+    yield made
+    admin = await _admin()
+    try:
+        for name in made.built.values():
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def template_db(templates: Templates, request: pytest.FixtureRequest) -> str:
+    return await templates.name(request.node.get_closest_marker("gazetteer") is not None)
 
 
 @pytest.fixture

@@ -126,12 +126,10 @@ async def possible_duplicates(
     dlat = DUPLICATE_RADIUS_M / 111_000
     dlng = DUPLICATE_RADIUS_M / (111_000 * max(math.cos(math.radians(lat)), 0.1))
     since = now - timedelta(seconds=DUPLICATE_WINDOW_S)
-    rows = await incidents_repo.nearby_open_incidents(conn, lat, lng, dlat, dlng, since)
-    x, y = state.projector.to_metres(lat, lng)
+    rows = await incidents_repo.nearby_open_incidents(conn, lat, lng, dlat, dlng, since, phone)
     found = []
     for row in rows:
-        ix, iy = state.projector.to_metres(row["lat"], row["lng"])
-        distance = math.hypot(ix - x, iy - y)
+        distance = row["distance_m"]
         age = max(0.0, (now - row["created_at"]).total_seconds())
         same = row["type_code"] == type_code
         score = duplicate_score(
@@ -139,7 +137,7 @@ async def possible_duplicates(
             age,
             same_type=same,
             related=related_types(row["type_code"], type_code, state.catalogue),
-            same_phone=bool(phone) and phone in (row["phones"] or []),
+            same_phone=row["same_phone"],
             max_distance_m=DUPLICATE_RADIUS_M,
             max_age_s=DUPLICATE_WINDOW_S,
         )

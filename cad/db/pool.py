@@ -42,7 +42,8 @@ async def create_pool(
 
 
 async def connect(dsn: str) -> asyncpg.Connection:
-    """A dedicated connection (LISTEN, leader locks): never one from the pool."""
+    """A dedicated connection (the leader's session lock): never one from the pool, whose
+    connections are reset on release (advisory unlock)."""
     conn = await asyncpg.connect(dsn, server_settings={"application_name": "cad-dedicated"})
     await _init_connection(conn)
     return conn

@@ -14,7 +14,9 @@ from cad.events.writer import append_event
 from cad.grading import target_at
 from cad.incidents import repository as repo
 from cad.state import AppState
+from dispatch import repository as dispatch_repo
 from dispatch import service as dispatch_service
+from dispatch.status import AssignmentStatus, derive_incident_status
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -152,7 +154,10 @@ async def reopen(
         raise Conflict(f"incident {row['ref']} is not closed")
     if row["merged_into"] is not None:
         raise Conflict(f"incident {row['ref']} was merged into {row['merged_into']}")
-    status = "on_scene" if row["first_on_scene_at"] else "pending"
+    # Closing cleared its units: the status follows from the units actually on it now
+    # (none, normally), never from whether someone attended before.
+    held = await dispatch_repo.open_assignments_for_incident(conn, incident_id)
+    status = derive_incident_status([AssignmentStatus(a["status"]) for a in held]).value
     await repo.reopen(conn, incident_id, status)
     await append_event(
         conn,
@@ -163,6 +168,7 @@ async def reopen(
             "ref": row["ref"],
             "reason": reason,
             "status": status,
+            "units": [a["callsign"] for a in held],
             "previous_result": row["result_code"],
         },
     )

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from cad.db.pool import connect
-from tests.conftest import ROOT, make_settings, shared_file, start_api
-
-
-def cad(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cad.cli", *args],
-        cwd=ROOT,
-        env={"CAD_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.conftest import make_settings, shared_file, start_api
+from tests.conftest import run_cad as cad
 
 
 async def test_areas_import_real_boroughs_then_used_by_the_app(

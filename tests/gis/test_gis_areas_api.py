@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from shapely.geometry import Point, shape
 
 from cad.db.pool import connect
 from gis.areas import AreaSet
-from tests.conftest import ROOT, Api, make_settings, shared_file, start_api
-
-
-def cad(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cad.cli", *args],
-        cwd=ROOT,
-        env={"CAD_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.conftest import Api, make_settings, shared_file, start_api
+from tests.conftest import run_cad as cad
 
 
 async def test_default_state_has_london_boroughs_and_wards(api: Api) -> None:

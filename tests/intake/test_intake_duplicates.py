@@ -39,6 +39,21 @@ async def test_same_distance_same_type_beats_related(api: Api) -> None:
     assert [d["id"] for d in dups] == [same["id"], related["id"]], dups
 
 
+async def test_a_call_from_the_same_phone_ranks_first(api: Api) -> None:
+    def caller(phone: str, *where: float) -> dict[str, object]:
+        body = call_body("VIOLENCE", *where)
+        body["caller"] = {"name": "Caller", "phone": phone}
+        return body
+
+    # Mine is the older: on distance, type and age alone the other would rank first.
+    mine = await new_incident(api, caller("07700 900002", *offset(*HERE, north_m=-150)))
+    other = await new_incident(api, caller("07700 900001", *offset(*HERE, north_m=150)))
+    r = await post_call(api, caller("07700 900002", *HERE))
+    dups = r.json()["possible_duplicates"]
+    assert [d["id"] for d in dups] == [mine["id"], other["id"]], dups
+    assert dups[0]["score"] > dups[1]["score"]
+
+
 async def test_link_to_attaches_without_new_incident(api: Api, db_url: str) -> None:
     first = await new_incident(api, call_body("VIOLENCE", *HERE))
     before = await counts(db_url)

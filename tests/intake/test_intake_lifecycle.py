@@ -197,3 +197,30 @@ async def test_regrade_same_grade_or_closed_is_409(api: Api) -> None:
         "dispatcher", "POST", f"/api/incidents/{inc['id']}/reopen", json={"reason": "not closed"}
     )
     assert r.status_code == 409
+
+
+async def test_an_attended_incident_reopens_pending_when_no_unit_is_there(api: Api) -> None:
+    """Closing cleared the unit that attended: reopened, the job waits for a unit again
+    (it used to claim on_scene with nobody there), and the event says who is on it."""
+    inc = await new_incident(api, call_body("VIOLENCE", 51.5074, -0.1278))
+    url = f"/api/incidents/{inc['id']}"
+    (unit,) = await _available_units(api, 1)
+    await _ok(
+        await api.as_("dispatcher", "POST", f"{url}/assignments", json={"unit_id": unit["id"]}),
+        201,
+    )
+    for status in ("en_route", "on_scene"):
+        await _ok(
+            await api.as_(
+                "dispatcher", "POST", f"/api/units/{unit['id']}/status", json={"status": status}
+            )
+        )
+    await _ok(await api.as_("dispatcher", "POST", f"{url}/close", json={"result_code": "NFA"}))
+    reopened = await _ok(
+        await api.as_("dispatcher", "POST", f"{url}/reopen", json={"reason": "caller rang back"})
+    )
+    assert reopened["status"] == "pending"
+    assert reopened["first_on_scene_at"] is not None  # the record of the attendance stays
+    events = await api.as_("dispatcher", "GET", url)
+    event = [e for e in events.json()["timeline"] if e["type"] == "incident.reopened"][-1]
+    assert event["data"]["status"] == "pending" and event["data"]["units"] == []

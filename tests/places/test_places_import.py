@@ -4,8 +4,6 @@ with a summary; a bad line names the file and line and loads nothing of that fil
 from __future__ import annotations
 
 import gzip
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,21 +12,11 @@ from pyproj import Transformer
 from cad.db.pool import connect
 from cad.places import service
 from gis.areas import AreaSet
-from tests.conftest import ROOT, shared_file
+from tests.conftest import run_cad as cad
+from tests.conftest import shared_file
 from tests.places._support import CODEPOINT, official_line, postcodes
 
 BNG = Transformer.from_crs(27700, 4326, always_xy=True)
-
-
-def cad(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cad.cli", *args],
-        cwd=ROOT,
-        env={"CAD_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def sample() -> list[dict[str, str]]:

@@ -21,7 +21,11 @@ BOX = (0.0045, 0.0072)  # the duplicate search's 500 m box at London's latitude
 async def _plan(conn: asyncpg.Connection) -> dict[str, Any]:
     since = datetime.now(UTC) - timedelta(hours=1)
     raw = await conn.fetchval(
-        "EXPLAIN (ANALYZE, FORMAT JSON) " + NEARBY_OPEN_INCIDENTS, *CENTRAL, *BOX, since
+        "EXPLAIN (ANALYZE, FORMAT JSON) " + NEARBY_OPEN_INCIDENTS,
+        *CENTRAL,
+        *BOX,
+        since,
+        "07700 900123",
     )
     return dict(json.loads(raw)[0]["Plan"])
 
