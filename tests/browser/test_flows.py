@@ -31,6 +31,8 @@ async def open_incident_count(http: Any) -> int:
 
 async def type_call(page: Page, lat: float, lng: float, type_filter: str) -> None:
     """Enter a call with the keyboard only, from the caller-name field."""
+    # The catalogue loads with the page: typing a filter before it is in picks nothing.
+    await expect(page.locator("#type option").first).to_be_attached()
     await page.locator("#caller-name").focus()
     await page.keyboard.type("Sam Caller")
     await page.keyboard.press("Tab")
@@ -63,7 +65,11 @@ async def test_call_to_dispatch_to_unit_and_back(open_page: PageFactory, http: A
     await expect(handler.locator("[data-field='location.address'] .field-error")).to_contain_text(
         "could not resolve"
     )
+    # Esc closes the place list if its search answered meanwhile; the next Esc resets.
     await handler.keyboard.press("Escape")
+    if await handler.locator("#type-filter").input_value():
+        await handler.keyboard.press("Escape")
+    await expect(handler.locator("#type-filter")).to_have_value("")
 
     # Typed at CW11's own position, so CW11 is the nearest recommendation.
     await type_call(handler, cw11["lat"], cw11["lng"], "theft")

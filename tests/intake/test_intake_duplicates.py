@@ -154,3 +154,15 @@ async def test_merge_refusals_write_nothing(api: Api, db_url: str) -> None:
     )
     assert r.status_code == 422  # reason is required
     assert await counts(db_url) == before
+
+
+async def test_subnormal_coordinates_do_not_break_the_duplicate_search(api: Api) -> None:
+    """Found by fuzzing: an incident at lng 5e-324 then a call at lng 0 made PostgreSQL's
+    float arithmetic raise 'underflow' (a 500). Distances are computed in Python now."""
+    first = await post_call(api, call_body("VIOLENCE", 51.546875, 5e-324))
+    assert first.status_code == 201, first.text
+    second = await post_call(api, call_body("VIOLENCE", 51.546875, 0.0))
+    assert second.status_code == 201, second.text
+    dups = second.json()["possible_duplicates"]
+    assert [d["id"] for d in dups] == [first.json()["incident"]["id"]]
+    assert dups[0]["distance_m"] == 0

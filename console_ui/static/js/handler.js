@@ -169,7 +169,9 @@ function fillTypes(filter = "") {
 async function loadTypes() {
   types = await get("/api/incident-types");
   types.sort((a, b) => a.name.localeCompare(b.name));
-  fillTypes();
+  // A handler may have typed the filter before the catalogue arrived: apply it now.
+  fillTypes(typeFilter.value);
+  if (typeFilter.value) schedulePreview();
 }
 loadTypes().catch(showError);
 
