@@ -86,8 +86,10 @@ async def test_schemathesis_no_server_errors(api: Api) -> None:
 
 finite_lat = st.floats(min_value=-90, max_value=90, allow_nan=False)
 finite_lng = st.floats(min_value=-180, max_value=180, allow_nan=False)
-london_lat = st.floats(min_value=51.30, max_value=51.68)
-london_lng = st.floats(min_value=-0.50, max_value=0.30)
+# A box wholly inside London's real boundary (checked on a 60 x 60 grid), so "valid"
+# bodies reach the success path; the wild ones cover the rest of the plane.
+london_lat = st.floats(min_value=51.42, max_value=51.60)
+london_lng = st.floats(min_value=-0.35, max_value=0.12)
 text = st.text(max_size=60)
 risk_level = st.sampled_from([None, "low", "medium", "high"])
 risk = st.fixed_dictionaries(
@@ -176,6 +178,8 @@ async def test_call_intake_properties(api: Api) -> None:
         max_examples=120,
         deadline=None,
         database=None,
+        # The same examples every run: the suite must not pass or fail by the draw.
+        derandomize=True,
         suppress_health_check=list(HealthCheck),
     )
     @given(body=call_bodies)
