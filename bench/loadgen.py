@@ -72,6 +72,25 @@ def make_body(spec: LoadSpec, rng: random.Random) -> tuple[bytes, dict[str, str]
     return orjson.dumps(batch), headers
 
 
+async def read_response(reader: asyncio.StreamReader) -> bytes:
+    """One HTTP/1.1 response off a keep-alive connection: its status line (empty when
+    the server closed), with headers and body read past."""
+    status_line = await reader.readline()
+    if not status_line:
+        return status_line
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    if length:
+        await reader.readexactly(length)
+    return status_line
+
+
 async def _connection(
     spec: LoadSpec, result: LoadResult, end: float, rng: random.Random, budget: list[int]
 ) -> None:
@@ -99,20 +118,10 @@ async def _connection(
             )
             started = time.perf_counter()
             writer.write(head.encode() + body)
-            status_line = await reader.readline()
+            status_line = await read_response(reader)
             if not status_line:
                 result.statuses["closed"] += 1
                 return
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value.strip())
-            if length:
-                await reader.readexactly(length)
             result.latencies_ms.append((time.perf_counter() - started) * 1000)
             result.requests += 1
             code = status_line.split()[1].decode()

@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 from pyproj import Transformer
 
+from bench.loadgen import read_response
 from loadtests.sources import percentile
 
 TYPING_EVERY_S = 0.1
@@ -93,20 +94,10 @@ async def _client(
             i += 1
             started = time.perf_counter()
             writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n".encode())
-            status = await reader.readline()
+            status = await read_response(reader)
             if not status:
                 codes["closed"] = codes.get("closed", 0) + 1
                 return
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value.strip())
-            if length:
-                await reader.readexactly(length)
             lat.append((time.perf_counter() - started) * 1000)
             code = status.split()[1].decode()
             codes[code] = codes.get(code, 0) + 1
