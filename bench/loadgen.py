@@ -91,6 +91,86 @@ async def read_response(reader: asyncio.StreamReader) -> bytes:
     return status_line
 
 
+def encode_request(
+    method: str, path: str, token: str = "", body: bytes = b"", host: str = "127.0.0.1"
+) -> bytes:
+    """One keep-alive HTTP/1.1 request, encoded once so replaying it costs the client
+    nothing but the write."""
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}"
+    if body:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+async def _replay_client(
+    port: int,
+    requests: list[bytes],
+    end: float,
+    lat: list[float],
+    codes: Counter[str],
+    every_s: float,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = 0
+    next_at = time.monotonic() + random.uniform(0, every_s)
+    try:
+        while time.monotonic() < end:
+            if every_s:
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                next_at += every_s
+            request = requests[i % len(requests)]
+            i += 1
+            started = time.perf_counter()
+            writer.write(request)
+            status = await read_response(reader)
+            if not status:
+                codes["closed"] += 1
+                return
+            lat.append((time.perf_counter() - started) * 1000)
+            codes[status.split()[1].decode()] += 1
+    finally:
+        writer.close()
+
+
+def replay(
+    port: int, requests: list[bytes], clients: int, seconds: float, every_s: float = 0.0
+) -> dict[str, Any]:
+    """`clients` keep-alive connections cycling through encoded requests (each starting at
+    its own offset): closed loop (every_s 0: the next request as soon as the answer
+    arrives) or paced (one request per client every every_s)."""
+    from loadtests.sources import percentile
+
+    async def main() -> dict[str, Any]:
+        lat: list[float] = []
+        codes: Counter[str] = Counter()
+        end = time.monotonic() + seconds
+        step = max(1, len(requests) // clients)
+        started = time.monotonic()
+        await asyncio.gather(
+            *(
+                _replay_client(
+                    port, requests[i * step :] + requests[: i * step], end, lat, codes, every_s
+                )
+                for i in range(clients)
+            )
+        )
+        elapsed = time.monotonic() - started
+        ok = sum(v for k, v in codes.items() if k.startswith("2"))
+        return {
+            "requests": len(lat),
+            "errors": {k: v for k, v in codes.items() if not k.startswith("2")},
+            "rate_per_s": round(ok / elapsed, 1),
+            "p50_ms": round(percentile(lat, 50) or 0, 2),
+            "p99_ms": round(percentile(lat, 99) or 0, 2),
+            "max_ms": round(max(lat) if lat else 0, 2),
+        }
+
+    return asyncio.run(main())
+
+
 async def _connection(
     spec: LoadSpec, result: LoadResult, end: float, rng: random.Random, budget: list[int]
 ) -> None:

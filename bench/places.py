@@ -16,20 +16,17 @@ and GET /api/grades (the same bearer-token check, no database).
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import gzip
 import io
 import random
-import time
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
 from pyproj import Transformer
 
-from bench.loadgen import read_response
-from loadtests.sources import percentile
+from bench.loadgen import encode_request, replay
 
 TYPING_EVERY_S = 0.1
 
@@ -70,70 +67,11 @@ def reverse_points(rng: random.Random, n: int = 2000) -> list[tuple[float, float
     return out
 
 
-async def _client(
-    port: int,
-    token: str,
-    paths: list[str],
-    end: float,
-    lat: list[float],
-    codes: dict[str, int],
-    every_s: float,
-) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    auth = f"Authorization: Bearer {token}\r\n" if token else ""
-    i = 0
-    next_at = time.monotonic() + random.uniform(0, every_s)
-    try:
-        while time.monotonic() < end:
-            if every_s:
-                delay = next_at - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                next_at += every_s
-            path = paths[i % len(paths)]
-            i += 1
-            started = time.perf_counter()
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n".encode())
-            status = await read_response(reader)
-            if not status:
-                codes["closed"] = codes.get("closed", 0) + 1
-                return
-            lat.append((time.perf_counter() - started) * 1000)
-            code = status.split()[1].decode()
-            codes[code] = codes.get(code, 0) + 1
-    finally:
-        writer.close()
-
-
 def load(
     port: int, token: str, paths: list[str], clients: int, seconds: float, every_s: float = 0.0
 ) -> dict[str, Any]:
-    async def main() -> dict[str, Any]:
-        lat: list[float] = []
-        codes: dict[str, int] = {}
-        end = time.monotonic() + seconds
-        step = max(1, len(paths) // clients)
-        started = time.monotonic()
-        await asyncio.gather(
-            *(
-                _client(
-                    port, token, paths[i * step :] + paths[: i * step], end, lat, codes, every_s
-                )
-                for i in range(clients)
-            )
-        )
-        elapsed = time.monotonic() - started
-        ok = sum(v for k, v in codes.items() if k.startswith("2"))
-        return {
-            "requests": len(lat),
-            "errors": {k: v for k, v in codes.items() if not k.startswith("2")},
-            "rate_per_s": round(ok / elapsed, 1),
-            "p50_ms": round(percentile(lat, 50) or 0, 2),
-            "p99_ms": round(percentile(lat, 99) or 0, 2),
-            "max_ms": round(max(lat) if lat else 0, 2),
-        }
-
-    return asyncio.run(main())
+    requests = [encode_request("GET", path, token) for path in paths]
+    return replay(port, requests, clients, seconds, every_s)
 
 
 def run(port: int, token: str, clients: int = 20, seconds: float = 10.0) -> dict[str, Any]:

@@ -35,9 +35,12 @@ from cad.health.router import router as health_router
 from cad.http import JSON
 from cad.incidents.router import router as incidents_router
 from cad.leader import Leader
+from cad.markers.catalogue import load_categories
+from cad.markers.router import router as markers_router
 from cad.observability import RequestContextMiddleware, configure_logging
 from cad.places.router import router as places_router
 from cad.ratelimit import RateLimiter
+from cad.search.router import router as search_router
 from cad.state import AppState, plans_from_catalogue
 from cad.stats.router import router as stats_router
 from cad.units.router import router as units_router
@@ -89,6 +92,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             eta=KolesarEta(),
             directory=UnitDirectory(projector),
             plans=plans_from_catalogue(catalogue),
+            marker_categories=load_categories(),
             stream_prefix=stream_prefix,
         )
         state.limiter = RateLimiter(redis, settings.redis_prefix, settings.rate_limit_per_min)
@@ -143,6 +147,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         stats_router,
         alarms_router,
         places_router,
+        search_router,
+        markers_router,
     ):
         app.include_router(router)
     if settings.cors_origins:

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     map_tile_url: str | None = None
     map_attribution: str = ""
     map_max_zoom: int = 19
+    # History at intake: incidents this near in these many days; calls from the same
+    # phone in these many days.
+    history_radius_m: float = Field(default=50.0, gt=0, le=1000)
+    history_location_days: int = Field(default=90, gt=0)
+    history_phone_days: int = Field(default=30, gt=0)
+    # Relevance search ranks among this many newest matches (bounded cost per query).
+    search_candidates: int = Field(default=1000, ge=20, le=100_000)
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from cad.config import Settings
 from cad.grading import Grade, IncidentType, Rule
+from cad.markers.catalogue import MarkerCategory
 from dispatch.directory import UnitDirectory
 from dispatch.model import Need
 from gis.areas import AreaSet
@@ -36,6 +37,7 @@ class AppState:
     eta: EtaModel
     directory: UnitDirectory
     plans: dict[str, list[Need]] = field(default_factory=dict)
+    marker_categories: dict[str, MarkerCategory] = field(default_factory=dict)
     hub: Hub | None = None
     fleet: FleetSync | None = None
     leader: Leader | None = None

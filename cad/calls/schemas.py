@@ -75,12 +75,14 @@ class Risk(BaseModel):
 class CallIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     caller: Caller = Field(default_factory=Caller)
-    location: Location
+    # Before location: location's check reads it.
+    link_to: Annotated[int, Field(gt=0, lt=2**62)] | None = None
+    # Optional only with link_to: the call then takes the incident's place.
+    location: Location | None = Field(default=None, validate_default=True)
     location_source: LocationSource = LocationSource.AML
     incident_type: Annotated[str, Field(min_length=1, max_length=64)]
     description: Text = ""
     risk: Risk = Field(default_factory=Risk)
-    link_to: Annotated[int, Field(gt=0, lt=2**62)] | None = None
     received_at: datetime | None = None
     answered_at: datetime | None = None
     outcome: Literal["advice", "hoax", "accidental", "other"] | None = Field(
@@ -112,12 +114,21 @@ class CallIn(BaseModel):
             raise ValueError("a call is either linked to an incident or ends with an outcome")
         return v
 
+    @field_validator("location")
+    @classmethod
+    def _located(cls, v: Location | None, info: ValidationInfo) -> Location | None:
+        if v is None and info.data.get("link_to") is None:
+            raise ValueError("give lat and lng, or an address (or link_to an incident)")
+        return v
+
 
 class GradePreviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     incident_type: Annotated[str, Field(min_length=1, max_length=64)]
     risk: Risk = Field(default_factory=Risk)
     location: Location | None = None
+    # With a phone the preview also shows that caller's recent calls and markers.
+    caller: Caller | None = None
 
 
 CallOut = dict[str, Any]

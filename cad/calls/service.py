@@ -20,7 +20,9 @@ from cad.events.writer import append_event
 from cad.grading import GradeDecision, duplicate_score, grade_call, related_types, target_at
 from cad.incidents import repository as incidents_repo
 from cad.incidents.service import get_or_404, incident_out, local_day, ref_suffix
+from cad.markers import service as markers_service
 from cad.places import service as places
+from cad.search import service as search_service
 from cad.state import AppState
 
 log = structlog.get_logger(__name__)
@@ -43,6 +45,8 @@ class Located:
     ward_code: str | None
     line: str
     near: dict[str, Any]
+    # The resolved postcode, else the nearest one (markers and search key on it).
+    postcode: str | None = None
 
 
 async def locate(conn: asyncpg.Connection, state: AppState, location: Location) -> Located:
@@ -50,6 +54,7 @@ async def locate(conn: asyncpg.Connection, state: AppState, location: Location) 
     address, the nearest suggestions). Addresses go through the gazetteer."""
     label: str | None = None
     precision: int | None = None
+    postcode: str | None = None
     if location.lat is not None and location.lng is not None:
         lat, lng = location.lat, location.lng
         if not state.areas.contains(lat, lng):
@@ -59,9 +64,13 @@ async def locate(conn: asyncpg.Connection, state: AppState, location: Location) 
         resolved = await places.resolve_address(conn, state, location.address)
         lat, lng = resolved.lat, resolved.lng
         label, precision = resolved.label, resolved.precision_m
+        if resolved.kind == "postcode":
+            postcode = resolved.label
     area = state.areas.area_for(lat, lng)
     ward = state.wards.area_for(lat, lng) if state.wards is not None else None
     near = await places.reverse(conn, state, lat, lng)
+    if postcode is None and near.get("postcode"):
+        postcode = near["postcode"]["postcode"]
     return Located(
         lat=lat,
         lng=lng,
@@ -72,22 +81,59 @@ async def locate(conn: asyncpg.Connection, state: AppState, location: Location) 
         ward_code=ward.code if ward else None,
         line=places.address_line(label, near),
         near=near,
+        postcode=postcode,
     )
 
 
-def decide_grade(state: AppState, type_code: str, risk: dict[str, Any]) -> GradeDecision:
+def located_at_incident(incident: asyncpg.Record) -> Located:
+    """A linked call with no location of its own takes its incident's place."""
+    return Located(
+        lat=incident["lat"],
+        lng=incident["lng"],
+        address=incident["address"],
+        label=incident["location_label"],
+        precision_m=incident["precision_m"],
+        area_code=incident["area_code"],
+        ward_code=incident["ward_code"],
+        line=incident["address_line"] or "",
+        near={},
+        postcode=incident["postcode"],
+    )
+
+
+def decide_grade(
+    state: AppState,
+    type_code: str,
+    risk: dict[str, Any],
+    markers: list[dict[str, Any]] | None = None,
+) -> GradeDecision:
     itype = state.catalogue.get(type_code)
     if itype is None:
         raise Invalid(
             "incident_type", f"unknown incident type {type_code!r}; see GET /api/incident-types"
         )
-    return grade_call(itype, risk, state.rules, state.scheme)
+    named = {m["category"]: m["category_name"] for m in markers or []}
+    return grade_call(itype, risk, state.rules, state.scheme, named)
 
 
 async def preview(
     conn: asyncpg.Connection, state: AppState, body: GradePreviewIn
 ) -> dict[str, Any]:
-    decision = decide_grade(state, body.incident_type, body.risk.model_dump())
+    """The grade a call would get, with what the handler should see before submitting:
+    likely duplicates, the place's and the caller's history, and warning markers."""
+    if body.incident_type not in state.catalogue:
+        decide_grade(state, body.incident_type, {})  # the 422 naming the field
+    phone = body.caller.phone if body.caller is not None else ""
+    where = await locate(conn, state, body.location) if body.location is not None else None
+    markers = await markers_service.matching(
+        conn,
+        state,
+        lat=where.lat if where else None,
+        lng=where.lng if where else None,
+        postcode=where.postcode if where else None,
+        phone=phone or None,
+    )
+    decision = decide_grade(state, body.incident_type, body.risk.model_dump(), markers)
     grade = state.scheme[decision.grade]
     out: dict[str, Any] = {
         "grade": decision.grade,
@@ -96,9 +142,9 @@ async def preview(
         "reason": decision.reason,
         "target_s": grade.target_s,
         "auto_dispatch": grade.auto_dispatch,
+        "markers": markers,
     }
-    if body.location is not None:
-        where = await locate(conn, state, body.location)
+    if where is not None:
         area = state.areas.by_code(where.area_code) if where.area_code else None
         out.update(
             lat=where.lat,
@@ -107,10 +153,18 @@ async def preview(
             location_label=where.label,
             precision_m=where.precision_m,
             address_line=where.line,
+            postcode=where.postcode,
         )
         out["possible_duplicates"] = await possible_duplicates(
-            conn, state, where.lat, where.lng, body.incident_type, "", datetime.now(UTC)
+            conn, state, where.lat, where.lng, body.incident_type, phone, datetime.now(UTC)
         )
+    out["history"] = await search_service.history(
+        conn,
+        state,
+        lat=where.lat if where else None,
+        lng=where.lng if where else None,
+        phone=phone or None,
+    )
     return out
 
 
@@ -167,14 +221,7 @@ async def possible_duplicates(
     return found[:5]
 
 
-async def record_call(
-    conn: asyncpg.Connection, state: AppState, body: CallIn, user_id: int, actor: str
-) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    where = await locate(conn, state, body.location)
-    lat, lng = where.lat, where.lng
-    risk = body.risk.model_dump(exclude_defaults=True)
-    decision = decide_grade(state, body.incident_type, body.risk.model_dump())
+def _check_times(body: CallIn, now: datetime) -> tuple[datetime, datetime]:
     received = body.received_at or now
     answered = body.answered_at or received
     if received > now + timedelta(minutes=1):
@@ -184,54 +231,66 @@ async def record_call(
     # received_at defaults to now: an earlier answered_at alone would be stored out of order.
     if answered < received:
         raise Invalid("answered_at", "is before received_at (give received_at as well)")
-    area_code = where.area_code
+    return received, answered
+
+
+async def record_call(
+    conn: asyncpg.Connection, state: AppState, body: CallIn, user_id: int, actor: str
+) -> dict[str, Any]:
+    """A call ends one of three ways: linked to an open incident, closed with an outcome
+    (advice, hoax…), or as a new incident. Everything is read and validated first; the
+    writes come last, so the transaction holds its locks briefly."""
+    now = datetime.now(UTC)
+    received, answered = _check_times(body, now)
+    linked = None
+    if body.link_to is not None:
+        linked = await get_or_404(conn, body.link_to, for_update=True)
+        if linked["status"] == "closed":
+            raise Conflict(f"incident {linked['ref']} is closed; link to an open incident")
+    if body.location is not None:
+        where = await locate(conn, state, body.location)
+    else:
+        assert linked is not None  # the schema asks for a location without link_to
+        where = located_at_incident(linked)
+    if body.incident_type not in state.catalogue:
+        decide_grade(state, body.incident_type, {})  # the 422 naming the field
+    markers = await markers_service.matching(
+        conn,
+        state,
+        lat=where.lat,
+        lng=where.lng,
+        postcode=where.postcode,
+        phone=body.caller.phone or None,
+        now=now,
+    )
+    decision = decide_grade(state, body.incident_type, body.risk.model_dump(), markers)
     duplicates = await possible_duplicates(
-        conn, state, lat, lng, body.incident_type, body.caller.phone, now
+        conn, state, where.lat, where.lng, body.incident_type, body.caller.phone, now
     )
     call_values: dict[str, Any] = {
         "caller_name": body.caller.name,
         "caller_phone": body.caller.phone,
         "location_source": body.location_source.value,
-        "lat": lat,
-        "lng": lng,
+        "lat": where.lat,
+        "lng": where.lng,
         "address": where.address,
-        "area_code": area_code,
+        "area_code": where.area_code,
         "type_code": body.incident_type,
         "description": body.description,
-        "risk": risk,
+        "risk": body.risk.model_dump(exclude_defaults=True),
         "received_at": received,
         "answered_at": answered,
         "handler_id": user_id,
         "location_label": where.label,
         "precision_m": where.precision_m,
         "ward_code": where.ward_code,
+        "postcode": where.postcode,
     }
-    if body.link_to is not None:
-        incident = await get_or_404(conn, body.link_to, for_update=True)
-        if incident["status"] == "closed":
-            raise Conflict(f"incident {incident['ref']} is closed; link to an open incident")
-        call = await incidents_repo.insert_call(
-            conn, {**call_values, "incident_id": incident["id"], "outcome": "attached"}
+    answer = {"grading": _grading_out(decision), "markers": markers}
+    if linked is not None:
+        return answer | await _link(
+            conn, state, linked, call_values, decision, markers, duplicates, actor
         )
-        await append_event(
-            conn,
-            "call.linked",
-            actor,
-            incident_id=incident["id"],
-            data={
-                "call_id": call["id"],
-                "ref": incident["ref"],
-                "type_code": body.incident_type,
-                "suggested_grade": decision.grade,
-            },
-        )
-        log.info("call.linked", call_id=call["id"], incident_id=incident["id"])
-        return {
-            "call": _call_out(call),
-            "incident": incident_out(incident, state),
-            "grading": _grading_out(decision),
-            "possible_duplicates": [d for d in duplicates if d["id"] != incident["id"]],
-        }
     if body.outcome is not None:
         call = await incidents_repo.insert_call(
             conn, {**call_values, "incident_id": None, "outcome": body.outcome}
@@ -239,37 +298,101 @@ async def record_call(
         await append_event(
             conn, "call.closed", actor, data={"call_id": call["id"], "outcome": body.outcome}
         )
-        return {
+        return answer | {
             "call": _call_out(call),
             "incident": None,
-            "grading": _grading_out(decision),
             "possible_duplicates": duplicates,
         }
+    return answer | await _new_incident(
+        conn, state, where, call_values, decision, markers, duplicates, now, user_id, actor
+    )
 
+
+async def _link(
+    conn: asyncpg.Connection,
+    state: AppState,
+    incident: asyncpg.Record,
+    call_values: dict[str, Any],
+    decision: GradeDecision,
+    markers: list[dict[str, Any]],
+    duplicates: list[dict[str, Any]],
+    actor: str,
+) -> dict[str, Any]:
+    """Another caller about an incident already open: the call joins it, what they said
+    becomes findable on it, and markers it brings (their phone) are recorded."""
+    call = await incidents_repo.insert_call(
+        conn, {**call_values, "incident_id": incident["id"], "outcome": "attached"}
+    )
+    said = " ".join(p for p in (call_values["description"], call_values["caller_name"]) if p)
+    if said:
+        await incidents_repo.add_search_text(conn, incident["id"], said)
+    await append_event(
+        conn,
+        "call.linked",
+        actor,
+        incident_id=incident["id"],
+        data={
+            "call_id": call["id"],
+            "ref": incident["ref"],
+            "type_code": call_values["type_code"],
+            "suggested_grade": decision.grade,
+        },
+    )
+    known = {m["id"] for m in await markers_service.for_incident(conn, incident["id"])}
+    await markers_service.record_on_incident(
+        conn,
+        incident["id"],
+        [m for m in markers if m["id"] not in known],
+        actor,
+        "matched a linked call",
+        incident["ref"],
+    )
+    log.info("call.linked", call_id=call["id"], incident_id=incident["id"])
+    return {
+        "call": _call_out(call),
+        "incident": incident_out(incident, state),
+        "possible_duplicates": [d for d in duplicates if d["id"] != incident["id"]],
+    }
+
+
+async def _new_incident(
+    conn: asyncpg.Connection,
+    state: AppState,
+    where: Located,
+    call_values: dict[str, Any],
+    decision: GradeDecision,
+    markers: list[dict[str, Any]],
+    duplicates: list[dict[str, Any]],
+    now: datetime,
+    user_id: int,
+    actor: str,
+) -> dict[str, Any]:
     grade = state.scheme[decision.grade]
     closes = grade.closes_on_creation
-    # Everything above reads or validates; from here on the transaction holds locks, so
-    # keep it short: one statement for reference, incident and call, the event, commit.
+    type_code = call_values["type_code"]
+    # One statement for reference, incident and call, then the events, then commit.
     day = local_day(now)
     row = await incidents_repo.insert_incident_with_call(
         conn,
         {
-            "type_code": body.incident_type,
+            "type_code": type_code,
+            "type_name": state.catalogue[type_code].name,
             "grade": decision.grade,
             "grade_rule": decision.rule_id,
             "status": "closed" if closes else "pending",
-            "lat": lat,
-            "lng": lng,
+            "lat": where.lat,
+            "lng": where.lng,
             "address": where.address,
-            "area_code": area_code,
+            "area_code": where.area_code,
             "location_label": where.label,
             "precision_m": where.precision_m,
             "ward_code": where.ward_code,
             "address_line": where.line,
-            "description": body.description,
-            "risk": risk,
-            "received_at": received,
-            "answered_at": answered,
+            "postcode": where.postcode,
+            "description": call_values["description"],
+            "risk": call_values["risk"],
+            "received_at": call_values["received_at"],
+            "answered_at": call_values["answered_at"],
             "created_at": now,
             "target_at": target_at(grade, now),
             "created_by": user_id,
@@ -299,21 +422,25 @@ async def record_call(
         data={
             "ref": ref,
             "call_id": call["id"],
-            "type_code": body.incident_type,
+            "type_code": type_code,
             "grade": decision.grade,
             "rule": decision.rule_id,
             "reason": decision.reason,
             "status": incident["status"],
-            "lat": lat,
-            "lng": lng,
-            "area_code": area_code,
+            "lat": where.lat,
+            "lng": where.lng,
+            "area_code": where.area_code,
             "area": shown["area"],
             "ward_code": where.ward_code,
             "ward": shown["ward"],
             "address_line": where.line,
             "target_at": incident["target_at"].isoformat() if incident["target_at"] else None,
             "possible_duplicates": [d["id"] for d in duplicates],
+            "markers": [m["id"] for m in markers],
         },
+    )
+    await markers_service.record_on_incident(
+        conn, incident["id"], markers, actor, "matched at intake", ref
     )
     if closes:
         await append_event(
@@ -329,12 +456,7 @@ async def record_call(
             },
         )
     log.info("call.recorded", call_id=call["id"], incident_id=incident["id"], grade=decision.grade)
-    return {
-        "call": _call_out(call),
-        "incident": shown,
-        "grading": _grading_out(decision),
-        "possible_duplicates": duplicates,
-    }
+    return {"call": _call_out(call), "incident": shown, "possible_duplicates": duplicates}
 
 
 def _call_out(call: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:

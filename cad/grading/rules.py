@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from cad.markers.catalogue import load_categories
 
 DATA_DIR = Path(__file__).parent
 CATALOGUE_FILE = DATA_DIR / "incident_types.json"
@@ -227,7 +229,11 @@ def parse_catalogue(
 
 
 def _check_condition(
-    cond: Any, path: str, where: str, catalogue: Mapping[str, IncidentType]
+    cond: Any,
+    path: str,
+    where: str,
+    catalogue: Mapping[str, IncidentType],
+    marker_categories: Collection[str] | None = None,
 ) -> None:
     if not isinstance(cond, Mapping):
         raise GradingDataError(f"{where}: key '{path}': expected an object")
@@ -238,9 +244,17 @@ def _check_condition(
             if not isinstance(value, list) or not value:
                 raise GradingDataError(f"{where}: key '{key_path}': expected a non-empty list")
             for n, sub in enumerate(value):
-                _check_condition(sub, f"{key_path}[{n}]", where, catalogue)
+                _check_condition(sub, f"{key_path}[{n}]", where, catalogue, marker_categories)
         elif key == "not":
-            _check_condition(value, key_path, where, catalogue)
+            _check_condition(value, key_path, where, catalogue, marker_categories)
+        elif key == "marker_in":
+            if not isinstance(value, list) or not value:
+                raise GradingDataError(f"{where}: key '{key_path}': expected a non-empty list")
+            for v in value:
+                if marker_categories is not None and v not in marker_categories:
+                    raise GradingDataError(
+                        f"{where}: key '{key_path}': unknown marker category {v!r}"
+                    )
         elif key in ("type_in", "category_in"):
             known = catalogue.keys() if key == "type_in" else categories
             if not isinstance(value, list) or not value:
@@ -270,7 +284,9 @@ def parse_rules(
     catalogue: Mapping[str, IncidentType],
     scheme: Mapping[str, Grade],
     source: str = RULES_FILE.name,
+    marker_categories: Collection[str] | None = None,
 ) -> list[Rule]:
+    """``marker_categories``: the codes a ``marker_in`` condition may name (None: any)."""
     rules: list[Rule] = []
     seen: set[str] = set()
     for i, item in enumerate(_items(raw, source, "rules")):
@@ -286,7 +302,7 @@ def parse_rules(
         if "when" not in item:
             raise GradingDataError(f"{where}: key 'when': missing")
         when: Mapping[str, Any] = item["when"]
-        _check_condition(when, "when", where, catalogue)
+        _check_condition(when, "when", where, catalogue, marker_categories)
         rules.append(
             Rule(
                 id=rule_id,
@@ -334,7 +350,13 @@ def load_catalogue() -> dict[str, IncidentType]:
 
 @cache
 def load_rules() -> list[Rule]:
-    return read_rules(RULES_FILE)
+    return parse_rules(
+        _read_json(RULES_FILE),
+        load_catalogue(),
+        load_scheme(),
+        RULES_FILE.name,
+        marker_categories=load_categories().keys(),
+    )
 
 
 # --------------------------------------------------------------------------- grading
@@ -346,16 +368,22 @@ def _risk_level(risk: Mapping[str, object], field: str) -> str | None:
 
 
 def matches(
-    cond: Mapping[str, Any], incident_type: IncidentType, risk: Mapping[str, object]
+    cond: Mapping[str, Any],
+    incident_type: IncidentType,
+    risk: Mapping[str, object],
+    markers: Collection[str] = (),
 ) -> bool:
-    """Whether a (validated) condition holds; all keys of one object must hold."""
+    """Whether a (validated) condition holds; all keys of one object must hold.
+    ``markers``: categories of the warning markers that match the call."""
     for key, value in cond.items():
         if key == "any":
-            ok = any(matches(sub, incident_type, risk) for sub in value)
+            ok = any(matches(sub, incident_type, risk, markers) for sub in value)
         elif key == "all":
-            ok = all(matches(sub, incident_type, risk) for sub in value)
+            ok = all(matches(sub, incident_type, risk, markers) for sub in value)
         elif key == "not":
-            ok = not matches(value, incident_type, risk)
+            ok = not matches(value, incident_type, risk, markers)
+        elif key == "marker_in":
+            ok = any(m in value for m in markers)
         elif key == "type_in":
             ok = incident_type.code in value
         elif key == "category_in":
@@ -374,26 +402,49 @@ def matches(
     return True
 
 
+def _marker_codes(cond: Any) -> set[str]:
+    """Every category a condition's ``marker_in`` names, however deeply nested."""
+    found: set[str] = set()
+    if isinstance(cond, Mapping):
+        for key, value in cond.items():
+            if key == "marker_in":
+                found.update(value)
+            elif key in ("any", "all"):
+                for sub in value:
+                    found |= _marker_codes(sub)
+            elif key == "not":
+                found |= _marker_codes(value)
+    return found
+
+
 def grade_call(
     incident_type: IncidentType,
     risk: Mapping[str, object],
     rules: Sequence[Rule] | None = None,
     scheme: Mapping[str, Grade] | None = None,
+    markers: Mapping[str, str] | None = None,
 ) -> GradeDecision:
     """Grade a call: the first applicable rule wins, else the type's default grade.
 
     Unknown risk keys are ignored and missing yes/no answers count as "no". An
     ``upgrade_only`` rule is skipped when its grade is less urgent than the type's
     default, so e.g. a firearms call stays Immediate whatever the answers.
+    ``markers`` maps the categories of the warning markers matching the call to their
+    names; a rule that tests them names them in its reason.
     """
     rules = load_rules() if rules is None else rules
     scheme = load_scheme() if scheme is None else scheme
+    markers = markers or {}
     default_priority = scheme[incident_type.default_grade].priority
     for rule in rules:
         if rule.upgrade_only and scheme[rule.grade].priority > default_priority:
             continue
-        if matches(rule.when, incident_type, risk):
-            return GradeDecision(rule.grade, rule.id, f"Rule {rule.id}: {rule.description}")
+        if matches(rule.when, incident_type, risk, markers.keys()):
+            reason = f"Rule {rule.id}: {rule.description}"
+            named = sorted(markers[c] for c in _marker_codes(rule.when) if c in markers)
+            if named:
+                reason += f" (marker: {', '.join(named)})"
+            return GradeDecision(rule.grade, rule.id, reason)
     return GradeDecision(
         incident_type.default_grade, DEFAULT_RULE_ID, f"Default grade for {incident_type.name}"
     )

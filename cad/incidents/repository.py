@@ -9,7 +9,7 @@ GET_INCIDENT = """SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.stat
     i.address, i.area_code, i.description, i.risk, i.call_received_at, i.call_answered_at,
     i.created_at, i.target_at, i.first_assigned_at, i.first_on_scene_at, i.closed_at,
     i.result_code, i.merged_into, i.updated_at, i.location_label, i.precision_m, i.ward_code,
-    i.address_line FROM incidents i WHERE i.id = $1"""
+    i.address_line, i.postcode FROM incidents i WHERE i.id = $1"""
 GET_INCIDENT_FOR_UPDATE = GET_INCIDENT + " FOR UPDATE"
 
 
@@ -19,30 +19,36 @@ async def insert_incident_with_call(
     """The new incident, its reference and its first call in one round trip (intake's
     hot path). The row carries the incident's columns plus call_id / call_created_at."""
     row: asyncpg.Record = await conn.fetchrow(
-        """WITH i AS (
+        """WITH r AS (SELECT 'CAD ' || incident_ref_next($18::date) || '/' || $19 AS ref),
+           i AS (
                INSERT INTO incidents (ref, type_code, grade, grade_rule, status, lat, lng,
                    address, area_code, description, risk, call_received_at, call_answered_at,
                    created_at, target_at, created_by, closed_at, result_code, location_label,
-                   precision_m, ward_code, address_line)
-               VALUES ('CAD ' || incident_ref_next($18::date) || '/' || $19, $1, $2, $3, $4,
-                       $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $23, $24,
-                       $25, $26)
+                   precision_m, ward_code, address_line, postcode, search_tsv)
+               SELECT r.ref, $1, $2, $3, $4, $5::float8, $6::float8, $7::text, $8, $9::text,
+                      $10::jsonb, $11::timestamptz, $12::timestamptz, $13::timestamptz,
+                      $14::timestamptz, $15::bigint, $16::timestamptz, $17, $23::text,
+                      $24::integer, $25, $26::text, $27,
+                      cad_search_doc(r.ref, $28::text, concat_ws(' ', $7::text, $23::text,
+                                     $26::text), $9::text, $20::text)
+               FROM r
                RETURNING *),
            c AS (
                INSERT INTO calls (incident_id, outcome, caller_name, caller_phone,
                    location_source, lat, lng, address, area_code, type_code, description, risk,
-                   received_at, answered_at, handler_id, location_label, precision_m, ward_code)
+                   received_at, answered_at, handler_id, location_label, precision_m, ward_code,
+                   postcode)
                SELECT i.id, 'incident_created', $20, $21, $22, i.lat, i.lng, i.address,
                       i.area_code, i.type_code, i.description, i.risk, i.call_received_at,
                       i.call_answered_at, i.created_by, i.location_label, i.precision_m,
-                      i.ward_code
+                      i.ward_code, i.postcode
                FROM i
                RETURNING id, created_at)
            SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.status, i.lat, i.lng,
                   i.address, i.area_code, i.description, i.risk, i.call_received_at,
                   i.call_answered_at, i.created_at, i.target_at, i.first_assigned_at,
                   i.first_on_scene_at, i.closed_at, i.result_code, i.merged_into, i.updated_at,
-                  i.location_label, i.precision_m, i.ward_code, i.address_line,
+                  i.location_label, i.precision_m, i.ward_code, i.address_line, i.postcode,
                   c.id AS call_id, c.created_at AS call_created_at
            FROM i, c""",
         v["type_code"],
@@ -71,6 +77,8 @@ async def insert_incident_with_call(
         v.get("precision_m"),
         v.get("ward_code"),
         v.get("address_line"),
+        v.get("postcode"),
+        v["type_name"],
     )
     return row
 
@@ -79,9 +87,9 @@ async def insert_call(conn: asyncpg.Connection, v: dict[str, Any]) -> asyncpg.Re
     row: asyncpg.Record = await conn.fetchrow(
         """INSERT INTO calls (incident_id, outcome, caller_name, caller_phone, location_source,
                 lat, lng, address, area_code, type_code, description, risk, received_at,
-                answered_at, handler_id, location_label, precision_m, ward_code)
+                answered_at, handler_id, location_label, precision_m, ward_code, postcode)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18)
+                   $18, $19)
            RETURNING id, incident_id, outcome, received_at, answered_at, created_at""",
         v["incident_id"],
         v["outcome"],
@@ -101,8 +109,21 @@ async def insert_call(conn: asyncpg.Connection, v: dict[str, Any]) -> asyncpg.Re
         v.get("location_label"),
         v.get("precision_m"),
         v.get("ward_code"),
+        v.get("postcode"),
     )
     return row
+
+
+async def add_search_text(conn: asyncpg.Connection, incident_id: int, text: str) -> None:
+    """Make later words (a remark, a linked caller's account) findable on the incident,
+    weighted as what was said (C)."""
+    await conn.execute(
+        """UPDATE incidents
+           SET search_tsv = search_tsv || setweight(to_tsvector('english', $2::text), 'C')
+           WHERE id = $1""",
+        incident_id,
+        text,
+    )
 
 
 async def get_incident(
@@ -125,7 +146,7 @@ async def list_incidents(
     i.address, i.area_code, i.description, i.risk, i.call_received_at, i.call_answered_at,
     i.created_at, i.target_at, i.first_assigned_at, i.first_on_scene_at, i.closed_at,
     i.result_code, i.merged_into, i.updated_at, i.location_label, i.precision_m, i.ward_code,
-    i.address_line,
+    i.address_line, i.postcode,
                    (SELECT count(*) FROM calls c WHERE c.incident_id = i.id) AS call_count,
                    coalesce((SELECT array_agg(u.callsign ORDER BY a.id)
                              FROM assignments a JOIN units u ON u.id = a.unit_id
@@ -151,7 +172,7 @@ async def calls_for_incident(conn: asyncpg.Connection, incident_id: int) -> list
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT id, outcome, caller_name, caller_phone, location_source, lat, lng, address,
                   area_code, type_code, description, risk, received_at, answered_at, created_at,
-                  handler_id, location_label, precision_m, ward_code
+                  handler_id, location_label, precision_m, ward_code, postcode
            FROM calls WHERE incident_id = $1 ORDER BY id""",
         incident_id,
     )
@@ -246,6 +267,16 @@ async def mark_merged(conn: asyncpg.Connection, incident_id: int, into_id: int) 
     )
 
 
+async def merge_search_text(conn: asyncpg.Connection, from_id: int, into_id: int) -> None:
+    """The survivor of a merge is found by everything the merged incident was found by."""
+    await conn.execute(
+        """UPDATE incidents t SET search_tsv = t.search_tsv || f.search_tsv
+           FROM incidents f WHERE f.id = $1 AND t.id = $2""",
+        from_id,
+        into_id,
+    )
+
+
 async def move_calls(conn: asyncpg.Connection, from_id: int, into_id: int) -> int:
     result: str = await conn.execute(
         "UPDATE calls SET incident_id = $2 WHERE incident_id = $1", from_id, into_id
@@ -261,7 +292,7 @@ async def open_page(conn: asyncpg.Connection, after_id: int, limit: int) -> list
                    i.address, i.area_code, i.description, i.risk, i.call_received_at,
                    i.call_answered_at, i.created_at, i.target_at, i.first_assigned_at,
                    i.first_on_scene_at, i.closed_at, i.result_code, i.merged_into, i.updated_at,
-                   i.location_label, i.precision_m, i.ward_code, i.address_line,
+                   i.location_label, i.precision_m, i.ward_code, i.address_line, i.postcode,
                    coalesce(c.n, 0) AS call_count,
                    coalesce(a.units, '{}') AS units
             FROM (SELECT id FROM incidents WHERE status <> 'closed' AND id > $1

@@ -13,6 +13,8 @@ from cad.events import repository as events_repo
 from cad.events.writer import append_event
 from cad.grading import target_at
 from cad.incidents import repository as repo
+from cad.markers import service as markers_service
+from cad.search import service as search_service
 from cad.state import AppState
 from dispatch import repository as dispatch_repo
 from dispatch import service as dispatch_service
@@ -69,6 +71,8 @@ async def detail(conn: asyncpg.Connection, state: AppState, incident_id: int) ->
         record_dict(a) for a in await repo.assignments_for_incident(conn, incident_id)
     ]
     out["timeline"] = [e.to_dict() for e in await events_repo.incident_events(conn, incident_id)]
+    out["markers"] = markers_service.from_timeline(out["timeline"])
+    out["history"] = await search_service.incident_history(conn, state, row)
     return out
 
 
@@ -105,6 +109,7 @@ async def add_remark(
     conn: asyncpg.Connection, incident_id: int, text: str, actor: str
 ) -> dict[str, Any]:
     row = await get_or_404(conn, incident_id)
+    await repo.add_search_text(conn, incident_id, text)
     event = await append_event(
         conn,
         "incident.remark",
@@ -130,6 +135,8 @@ async def close(
         conn, append_event, incident_id, actor, f"incident closed: {result_code}"
     )
     await repo.close(conn, incident_id, result_code)
+    if remarks:
+        await repo.add_search_text(conn, incident_id, remarks)
     await append_event(
         conn,
         "incident.closed",
@@ -199,6 +206,7 @@ async def merge(
         conn, append_event, incident_id, actor, f"merged into {target['ref']}"
     )
     moved = await repo.move_calls(conn, incident_id, into_id)
+    await repo.merge_search_text(conn, incident_id, into_id)
     await repo.mark_merged(conn, incident_id, into_id)
     data = {
         "from_id": incident_id,

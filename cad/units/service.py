@@ -12,7 +12,9 @@ from cad.deps import tx
 from cad.errors import Conflict, Forbidden, Invalid, NotFound
 from cad.events.writer import append_event
 from cad.incidents.service import get_or_404, incident_out, record_dict
+from cad.markers import service as markers_service
 from cad.observability import ASSIGN_CONFLICTS, ASSIGNMENTS
+from cad.search import service as search_service
 from cad.state import AppState
 from cad.units.schemas import PositionIn
 from dispatch import repository as dispatch_repo
@@ -158,9 +160,13 @@ async def me(conn: asyncpg.Connection, state: AppState, unit_id: int) -> dict[st
     out["job"] = None
     if held is not None:
         incident = await get_or_404(conn, held["incident_id"])
+        history = await search_service.incident_history(conn, state, incident)
         out["job"] = {
             "assignment_id": held["id"],
             "assignment_status": held["status"],
             "incident": incident_out(incident, state),
+            # What the officer must see before arrival: the markers recorded on the job.
+            "markers": await markers_service.for_incident(conn, incident["id"]),
+            "history_line": history["line"],
         }
     return out

@@ -17,6 +17,7 @@ from cad.grading import (
     load_catalogue,
     load_rules,
     load_scheme,
+    parse_rules,
     read_catalogue,
     read_rules,
     related_types,
@@ -62,6 +63,51 @@ CASES: list[tuple[str, dict[str, object], str, str]] = [
 ]
 
 
+# (type, risk, marker categories matching the call, grade, rule): rules on markers.
+MARKER_CASES: list[tuple[str, dict[str, object], dict[str, str], str, str]] = [
+    ("ASB", {}, {"firearms": "Firearms"}, "I", "M1-weapons-marker"),
+    ("PUBLIC_ORDER", {}, {"weapons": "Weapons"}, "I", "M1-weapons-marker"),
+    ("THEFT", {}, {"firearms": "Firearms"}, "E", DEFAULT_RULE_ID),  # not violence
+    (
+        "NOISE",
+        {},
+        {"high_risk_domestic": "High-risk domestic abuse"},
+        "S",
+        "M2-high-risk-domestic-marker",
+    ),
+    ("NOISE", {}, {"dangerous_dog": "Dangerous dog"}, "R", DEFAULT_RULE_ID),
+    ("NOISE", {}, {}, "R", DEFAULT_RULE_ID),
+]
+
+
+@pytest.mark.parametrize(("code", "risk", "markers", "grade", "rule_id"), MARKER_CASES)
+def test_marker_rules(
+    code: str, risk: dict[str, object], markers: dict[str, str], grade: str, rule_id: str
+) -> None:
+    decision = grade_call(CAT[code], risk, markers=markers)
+    assert (decision.grade, decision.rule_id) == (grade, rule_id)
+    if rule_id != DEFAULT_RULE_ID:
+        assert decision.reason.endswith(f"(marker: {', '.join(markers.values())})")
+
+
+def test_marker_rule_names_only_the_markers_it_tests() -> None:
+    d = grade_call(
+        CAT["ASB"], {}, markers={"firearms": "Firearms", "dangerous_dog": "Dangerous dog"}
+    )
+    assert d.rule_id == "M1-weapons-marker"
+    assert d.reason.endswith("(marker: Firearms)")
+
+
+def test_rules_refuse_an_unknown_marker_category() -> None:
+    raw = {
+        "rules": [
+            {"id": "X", "description": "x", "grade": "I", "when": {"marker_in": ["unicorns"]}}
+        ]
+    }
+    with pytest.raises(GradingDataError, match="unknown marker category 'unicorns'"):
+        parse_rules(raw, CAT, SCHEME, marker_categories={"firearms"})
+
+
 @pytest.mark.parametrize(("code", "risk", "grade", "rule_id"), CASES)
 def test_case_table(code: str, risk: dict[str, object], grade: str, rule_id: str) -> None:
     decision = grade_call(CAT[code], risk)
@@ -69,7 +115,7 @@ def test_case_table(code: str, risk: dict[str, object], grade: str, rule_id: str
 
 
 def test_every_rule_has_a_case() -> None:
-    covered = {rule_id for *_, rule_id in CASES}
+    covered = {rule_id for *_, rule_id in CASES} | {rule_id for *_, rule_id in MARKER_CASES}
     missing = [r.id for r in load_rules() if r.id not in covered]
     assert not missing, f"rules without a test case in CASES: {missing}"
 

@@ -70,6 +70,22 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     # Units too: the unit terminal shows its job's address line in the same words.
     ("GET", "/api/places"): EVERYONE,
     ("GET", "/api/places/reverse"): EVERYONE,
+    ("GET", "/api/search"): STAFF,
+    ("GET", "/api/marker-categories"): EVERYONE,
+    # A unit reads the markers of its own job only (?incident_id=, tests/retrieval).
+    ("GET", "/api/markers"): STAFF,
+    ("GET", "/api/markers/{marker_id}"): STAFF,
+    ("POST", "/api/markers"): SUPERVISORS,
+    ("PATCH", "/api/markers/{marker_id}"): SUPERVISORS,
+}
+
+MARKER = {
+    "category": "dangerous_dog",
+    "text": "matrix test dog",
+    "lat": 51.5,
+    "lng": -0.12,
+    "radius_m": 20,
+    "review_at": "2099-01-01",
 }
 
 
@@ -80,6 +96,7 @@ class World:
     spare_incident: int  # merge target
     own_unit: int
     other_unit: int
+    marker: int
 
 
 async def operations(api: Api) -> list[tuple[str, str]]:
@@ -103,12 +120,14 @@ async def build_world(api: Api) -> World:
     assert r.status_code == 201, r.text
     units = (await api.as_("dispatcher", "GET", "/api/units?status=available")).json()
     other_unit = next(int(u["id"]) for u in units if int(u["id"]) != own_unit)
-    return World(own, other, spare, own_unit, other_unit)
+    r = await api.as_("supervisor", "POST", "/api/markers", json=MARKER)
+    assert r.status_code == 201, r.text
+    return World(own, other, spare, own_unit, other_unit, int(r.json()["id"]))
 
 
 def request_for(method: str, path: str, w: World) -> dict[str, Any]:
     """A well-formed request for the operation, so an allowed role gets past validation."""
-    url = path.format(incident_id=w.own_incident, unit_id=w.own_unit)
+    url = path.format(incident_id=w.own_incident, unit_id=w.own_unit, marker_id=w.marker)
     url += {"/api/places": "?q=SE1 7PB", "/api/places/reverse": "?lat=51.5&lng=-0.12"}.get(path, "")
     bodies: dict[str, Any] = {
         "/api/calls": call_body(),
@@ -121,11 +140,13 @@ def request_for(method: str, path: str, w: World) -> dict[str, Any]:
         "/api/incidents/{incident_id}/assignments": {"unit_id": w.other_unit},
         "/api/units/{unit_id}/status": {"status": "en_route", "incident_id": w.own_incident},
         "/api/units/positions": [{"unit_id": w.own_unit, "lat": 51.5, "lng": -0.12}],
+        "/api/markers": MARKER,
+        "/api/markers/{marker_id}": {"text": "matrix test edit"},
     }
     kw: dict[str, Any] = {"method": method, "url": url}
     if path == "/api/auth/token":
         kw["data"] = {"username": "handler", "password": "handler-999"}
-    elif method == "POST":
+    elif method in ("POST", "PATCH"):
         kw["json"] = bodies[path]
     return kw
 

@@ -11,17 +11,60 @@ export function esc(v) {
   );
 }
 
-/** Fill the top bar: title, who is signed in, connection state, sign out. */
-export function topbar(title, s) {
+const STAFF = new Set(["call_handler", "dispatcher", "supervisor", "admin"]);
+// One search tab for the whole desk: a live console stays where it is; the search page
+// opens (or is reused) beside it. A named window keeps its opener, so it shares the session.
+export const SEARCH_TAB = "cad-search";
+
+/** Open the search page in the search tab (this tab if the browser refuses a new one). */
+export function openSearch(url) {
+  const w = window.open(url, SEARCH_TAB);
+  if (w) w.focus();
+  else location.assign(url);
+}
+
+/**
+ * Fill the top bar: title, who is signed in, connection state, sign out. Staff get a link
+ * to the search page; `{searchBox: true}` adds a query box that opens it (Enter).
+ */
+export function topbar(title, s, { searchBox = false, current = "" } = {}) {
   const bar = $(".topbar");
+  const staff = STAFF.has(s.role);
   bar.innerHTML = `
     <h1>${esc(title)}</h1>
+    ${
+      staff && searchBox
+        ? `<form id="topbar-search" class="topbar-search" role="search" autocomplete="off">
+            <input id="topbar-q" type="search" maxlength="300" aria-label="Search incidents"
+              placeholder="Search: ref, words, phone, postcode…"></form>`
+        : ""
+    }
     <span class="spacer"></span>
+    ${
+      staff && current !== "search"
+        ? `<a id="nav-search" class="nav-link" href="/console/search/" target="${SEARCH_TAB}">Search</a>`
+        : ""
+    }
     <span id="conn" class="conn" data-state="connecting" role="status" aria-live="polite"
       title="Live event stream">connecting</span>
     <span class="who">${esc(s.username)} · ${esc(s.role)}</span>
     <button id="signout" type="button">Sign out</button>`;
   $("#signout").addEventListener("click", signOut);
+  const form = $("#topbar-search");
+  if (form) {
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const q = $("#topbar-q").value.trim();
+      openSearch(q ? `/console/search/?q=${encodeURIComponent(q)}` : "/console/search/");
+    });
+  }
+  const link = $("#nav-search");
+  if (link) {
+    link.addEventListener("click", (e) => {
+      e.preventDefault();
+      openSearch(link.getAttribute("href"));
+    });
+  }
 }
 
 export function showConnState(state) {

@@ -25,10 +25,11 @@ import {
   topbar,
 } from "./common.js";
 import { CadMap } from "./map.js";
+import { markerBanner } from "./retrieval.js";
 import { EventStream } from "./stream.js";
 
 const s = await requireSession(["dispatcher", "supervisor", "admin"]);
-topbar("Dispatch", s);
+topbar("Dispatch", s, { searchBox: true });
 
 const PAGE = 2000; // open incidents per snapshot page
 const OVERSCAN = 8; // rows drawn above and below the visible window
@@ -963,6 +964,15 @@ function renderDetail() {
       ${said} · received ${fmtTime(d.call_received_at)}
       · ${(d.calls || []).length} call(s) · target ${open ? countdownHtml(d.target_at) : "—"}
       ${d.result_code ? "· result " + esc(d.result_code) : ""}</div>
+    ${markerBanner(d.markers, { id: "detail-markers" })}
+    ${
+      d.history && (d.history.line || d.history.caller_line)
+        ? `<div class="history" id="detail-history">${[d.history.line, d.history.caller_line]
+            .filter(Boolean)
+            .map((l) => `<div>${esc(l)}</div>`)
+            .join("")}</div>`
+        : ""
+    }
     <div class="desc">${esc(d.description || "")}</div>
     ${remarks.map((r) => `<div class="hint">📝 ${esc(r.data.text)} — ${esc(r.actor)} ${fmtTime(r.at)}</div>`).join("")}
     ${asg ? `<h2>Assignments</h2><table><tbody>${asg}</tbody></table>` : ""}

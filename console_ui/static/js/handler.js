@@ -9,6 +9,7 @@ import {
   debounce,
   esc,
   gradeBadge,
+  openSearch,
   showConnState,
   showError,
   tickCountdowns,
@@ -17,6 +18,7 @@ import {
 } from "./common.js";
 import { CadMap } from "./map.js";
 import { attachPlaceSearch, placeLine } from "./places.js";
+import { historyItemHtml, incidentDetailHtml, markerBanner, searchUrl } from "./retrieval.js";
 import { EventStream } from "./stream.js";
 
 const s = await requireSession(["call_handler", "supervisor", "admin"]);
@@ -28,6 +30,8 @@ const typeSel = $("#type");
 const typeFilter = $("#type-filter");
 let types = [];
 let dupList = []; // what Alt+1..5 links to
+let historyList = []; // incident ids Alt+Shift+1..9 open
+let offeredName = ""; // the name last given from this phone, offered (Alt+N), never filled
 let attempt = null; // {key, json}: the Idempotency-Key is reused only for the same body
 let busy = false;
 
@@ -241,6 +245,8 @@ async function preview() {
     return;
   }
   const body = { incident_type: type, risk: riskBody() };
+  const caller = { name: $("#caller-name").value.trim(), phone: $("#caller-phone").value.trim() };
+  if (caller.name || caller.phone) body.caller = caller;
   const loc = locationBody();
   // Half-typed text is the type-ahead's business; the preview takes a picked place, or
   // the text once the handler has left the field.
@@ -274,6 +280,8 @@ async function preview() {
       if (p.address_line) showPlaceLine(p.address_line, "resolved");
     }
     renderDups(p.possible_duplicates || []);
+    renderHistory(p.history || null, p);
+    renderMarkers(p.markers || []);
   } catch (err) {
     if (mine !== previewSeq) return;
     // A location the server cannot resolve yet is normal while typing: grade without it.
@@ -283,6 +291,8 @@ async function preview() {
         $("#preview-body").innerHTML = `<span class="field-error">${esc(errs[0].reason)}</span>`;
         showSuggestions(err.body.suggestions);
         renderDups([]);
+        renderHistory(null);
+        renderMarkers([]);
         return;
       }
     }
@@ -319,6 +329,141 @@ function renderDups(list) {
 $("#dups").addEventListener("click", (e) => {
   const b = e.target.closest("button[data-link]");
   if (b) submit(Number(b.dataset.link));
+});
+
+// ---- history here and from this phone; warning markers; the repeat caller's name --------
+const HISTORY_SHOWN = 5; // items per part; the search page has the rest
+
+function renderHistory(h, p = {}) {
+  historyList = [];
+  const el = $("#history");
+  renderCallerOffer(h);
+  const loc = h && h.location;
+  const caller = h && h.caller;
+  if (!h || (!h.line && !h.caller_line && !(loc && loc.count) && !(caller && caller.count))) {
+    el.innerHTML = "";
+    return;
+  }
+  const keyed = (items) =>
+    items
+      .slice(0, HISTORY_SHOWN)
+      .map((it) => {
+        const id = it.incident_id ?? it.id;
+        let key = null;
+        if (id != null && historyList.length < 9) {
+          historyList.push(id);
+          key = historyList.length;
+        }
+        return historyItemHtml(it, key);
+      })
+      .join("");
+  const nearUrl =
+    loc && loc.count > HISTORY_SHOWN && p.lat != null && p.lng != null
+      ? searchUrl({ near: `${p.lat},${p.lng},${loc.radius_m || 50}`, sort: "recent" })
+      : "";
+  const phone = $("#caller-phone").value.trim();
+  const phoneUrl =
+    caller && caller.count > HISTORY_SHOWN && phone ? searchUrl({ phone, sort: "recent" }) : "";
+  el.innerHTML = `<h2 style="margin-top:8px">History</h2>
+    ${
+      h.line || (loc && loc.count)
+        ? `<div class="history-part" id="history-location">
+            <div class="history-line" id="history-line">${esc(h.line || "")}</div>
+            <ul class="history-items">${keyed((loc && loc.items) || [])}</ul>
+            ${nearUrl ? `<a href="${esc(nearUrl)}" data-search>All ${Number(loc.count)} in search</a>` : ""}
+          </div>`
+        : ""
+    }
+    ${
+      h.caller_line || (caller && caller.count)
+        ? `<div class="history-part" id="history-caller">
+            <div class="history-line" id="caller-line">${esc(h.caller_line || "")}</div>
+            <ul class="history-items">${keyed((caller && caller.items) || [])}</ul>
+            ${phoneUrl ? `<a href="${esc(phoneUrl)}" data-search>All ${Number(caller.count)} in search</a>` : ""}
+          </div>`
+        : ""
+    }`;
+}
+$("#history").addEventListener("click", (e) => {
+  const b = e.target.closest("[data-open-incident]");
+  if (b) openIncident(Number(b.dataset.openIncident));
+  const a = e.target.closest("a[data-search]");
+  if (a) {
+    e.preventDefault();
+    openSearch(a.getAttribute("href"));
+  }
+});
+
+function renderMarkers(markers) {
+  $("#markers").innerHTML = markerBanner(markers, { id: "marker-banner" });
+}
+
+const squashName = (t) => String(t || "").trim().replace(/\s+/g, " ").toLowerCase();
+
+/** Offer the name last given from this phone when the field is empty or says otherwise. */
+function renderCallerOffer(h) {
+  if (h !== undefined) offeredName = (h && h.caller && h.caller.last_name) || "";
+  const el = $("#caller-offer");
+  const typed = $("#caller-name").value;
+  if (!offeredName || squashName(typed) === squashName(offeredName)) {
+    el.innerHTML = "";
+    return;
+  }
+  el.innerHTML = `Last gave name: <strong>${esc(offeredName)}</strong>
+    <button type="button" id="use-name"><kbd>Alt+N</kbd> use</button>`;
+}
+function useOfferedName() {
+  if (!offeredName) return false;
+  const input = $("#caller-name");
+  input.value = offeredName;
+  clearFieldError(input.closest("[data-field]"));
+  renderCallerOffer();
+  schedulePreview();
+  return true;
+}
+$("#caller-offer").addEventListener("click", (e) => {
+  if (e.target.closest("#use-name")) {
+    useOfferedName();
+    $("#caller-name").focus();
+  }
+});
+$("#caller-name").addEventListener("input", () => renderCallerOffer());
+
+// A previous incident opens over the form; closing it puts the handler back where they were.
+const dialog = $("#inc-dialog");
+let dialogReturn = null;
+let dialogSeq = 0;
+async function openIncident(id) {
+  const mine = ++dialogSeq;
+  if (!dialog.open) {
+    dialogReturn = document.activeElement;
+    dialog.showModal();
+  }
+  $("#inc-dialog-search").href = searchUrl({ id });
+  $("#inc-dialog-body").innerHTML = `<div class="empty">Loading…</div>`;
+  try {
+    const d = await get(`/api/incidents/${id}`);
+    if (mine !== dialogSeq) return;
+    $("#inc-dialog-body").innerHTML = incidentDetailHtml(d);
+  } catch (err) {
+    if (mine !== dialogSeq) return;
+    $("#inc-dialog-body").innerHTML = `<div class="field-error">${esc(err.message)}</div>`;
+  }
+  $("#inc-dialog-close").focus();
+}
+$("#inc-dialog-close").addEventListener("click", () => dialog.close());
+dialog.addEventListener("close", () => {
+  dialogSeq += 1;
+  if (dialogReturn && dialogReturn.isConnected) dialogReturn.focus();
+  dialogReturn = null;
+});
+$("#inc-dialog-body").addEventListener("click", (e) => {
+  const b = e.target.closest("[data-open-incident]");
+  if (b) openIncident(Number(b.dataset.openIncident));
+});
+$("#inc-dialog-search").addEventListener("click", (e) => {
+  e.preventDefault();
+  openSearch(e.currentTarget.getAttribute("href"));
 });
 
 // ---- submit --------------------------------------------------------------------------
@@ -365,7 +510,11 @@ async function submit(linkTo = null) {
   if (busy) return;
   clearErrors();
   const body = callBody();
-  if (linkTo) body.link_to = linkTo;
+  if (linkTo) {
+    body.link_to = linkTo;
+    // Linked to an incident, the call takes its location unless one was given.
+    if (!locationBody()) delete body.location;
+  }
   if (!body.incident_type) {
     showFieldErrors(new ApiError(422, { detail: "choose an incident type", errors: [{ field: "incident_type", reason: "choose an incident type" }] }));
     return;
@@ -433,6 +582,9 @@ function resetForm() {
   map.setPin(null, null);
   clearErrors();
   renderDups([]);
+  renderHistory(null);
+  renderMarkers([]);
+  if (dialog.open) dialog.close();
   $("#preview-body").innerHTML = `<span class="empty">Choose an incident type.</span>`;
   addressInput.focus();
 }
@@ -443,7 +595,17 @@ form.addEventListener("submit", (e) => {
 });
 $("#new-call").addEventListener("click", resetForm);
 document.addEventListener("keydown", (e) => {
-  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+  if (dialog.open) return; // the overlay has its own keys (Esc closes it)
+  if (e.altKey && e.shiftKey && /^Digit[1-9]$/.test(e.code)) {
+    // By code, not key: Shift turns the digit into a symbol on most layouts.
+    const id = historyList[Number(e.code.slice(5)) - 1];
+    if (id != null) {
+      e.preventDefault();
+      openIncident(id);
+    }
+  } else if (e.altKey && !e.shiftKey && e.code === "KeyN") {
+    if (useOfferedName()) e.preventDefault();
+  } else if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
     e.preventDefault();
     submit();
   } else if (e.altKey && /^[1-5]$/.test(e.key)) {
@@ -463,4 +625,4 @@ for (const id of ["lat", "lng"]) {
     schedulePoint();
   });
 }
-window.__cadHandler = { submit, resetForm, places };
+window.__cadHandler = { submit, resetForm, places, openIncident };

@@ -16,7 +16,7 @@ import {
 import { EventStream } from "./stream.js";
 
 const s = await requireSession(["supervisor", "admin"]);
-topbar("Supervisor · KPIs", s);
+topbar("Supervisor · KPIs", s, { searchBox: true });
 
 let grades = [];
 let last = null;

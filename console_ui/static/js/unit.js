@@ -1,6 +1,7 @@
 // Unit terminal (phone-sized): own status, current job, big status buttons, position.
 import { ApiError, get, post, requireSession } from "./api.js";
 import { $, esc, gradeBadge, showConnState, showError, statusChip, toast, topbar } from "./common.js";
+import { markerBanner } from "./retrieval.js";
 import { EventStream } from "./stream.js";
 
 const s = await requireSession(["unit"]);
@@ -85,6 +86,8 @@ function apply(ev) {
       inc.status = "closed";
     } else if (ev.type === "incident.reopened") {
       inc.status = d.status || inc.status;
+    } else if (ev.type === "incident.markers") {
+      load().catch(showError); // new warnings (a linked call): read the job's full set
     }
     for (const k of ["address_line", "ward", "area", "lat", "lng", "location_label"]) {
       if (d[k] !== undefined) inc[k] = d[k];
@@ -134,11 +137,14 @@ function render() {
   const job = me.job;
   if (job) {
     const i = job.incident;
+    // Warning markers first: what the officer must know before arriving.
     $("#job").innerHTML = `
+      ${markerBanner(job.markers, { id: "job-markers", title: "Warning" })}
       <h2>Current job</h2>
       <div class="ref" id="job-ref">${gradeBadge(i.grade)} ${esc(i.ref)}</div>
       <div class="type">${esc(i.type_name || typeNames[i.type_code] || i.type_code)}</div>
       ${whereHtml(i)}
+      ${job.history_line ? `<div class="history-line" id="job-history">${esc(job.history_line)}</div>` : ""}
       <div class="desc">${esc(i.description || "")}</div>
       <div class="hint">Assignment: ${esc(String(job.assignment_status).replace("_", " "))}${
         i.status === "closed" ? " · incident closed" : ""

@@ -1,0 +1,276 @@
+"""Search and history SQL. Statements are assembled from fixed fragments for the filters
+given (each value a $n parameter), so every combination gets a plan of its own that
+uses the index its most selective filter has."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+TSQUERY = "websearch_to_tsquery('english', {q}::text)"
+HEADLINE_OPTIONS = (
+    'StartSel=\x02, StopSel=\x03, MaxWords=24, MinWords=10, MaxFragments=2, FragmentDelimiter=" … "'
+)
+
+
+@dataclass
+class Filters:
+    text: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    grades: list[str] | None = None
+    types: list[str] | None = None
+    statuses: list[str] | None = None
+    open_only: bool = False
+    area_code: str | None = None
+    ward_code: str | None = None
+    unit_id: int | None = None
+    phone: str | None = None
+    postcode: str | None = None
+    postcode_range: tuple[str, str] | None = None
+    # (lat, lng, radius_m, dlat, dlng, metres per degree of longitude here)
+    near: tuple[float, float, float, float, float, float] | None = None
+
+
+class _Args:
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+def _where(f: Filters, arg: _Args) -> list[str]:
+    w: list[str] = []
+    if f.text is not None:
+        w.append(f"i.search_tsv @@ {TSQUERY.format(q=arg(f.text))}")
+    if f.created_from is not None:
+        w.append(f"i.created_at >= {arg(f.created_from)}")
+    if f.created_to is not None:
+        w.append(f"i.created_at < {arg(f.created_to)}")
+    if f.grades:
+        w.append(f"i.grade = ANY({arg(f.grades)}::text[])")
+    if f.types:
+        w.append(f"i.type_code = ANY({arg(f.types)}::text[])")
+    if f.open_only:
+        w.append("i.status <> 'closed'")
+    elif f.statuses:
+        w.append(f"i.status = ANY({arg(f.statuses)}::text[])")
+    if f.area_code is not None:
+        w.append(f"i.area_code = {arg(f.area_code)}")
+    if f.ward_code is not None:
+        w.append(f"i.ward_code = {arg(f.ward_code)}")
+    if f.unit_id is not None:
+        unit = arg(f.unit_id)
+        w.append(f"i.id IN (SELECT a.incident_id FROM assignments a WHERE a.unit_id = {unit})")  # noqa: S608
+    if f.phone is not None:
+        phone = arg(f.phone)
+        w.append(
+            "i.id IN (SELECT c.incident_id FROM calls c WHERE c.phone_key <> '' "  # noqa: S608
+            f"AND c.phone_key = cad_phone_key({phone}::text))"
+        )
+    if f.postcode is not None:
+        w.append(f"i.postcode = {arg(f.postcode)}::text")
+    if f.postcode_range is not None:
+        lo, hi = f.postcode_range
+        w.append(f"i.postcode >= {arg(lo)}::text AND i.postcode < {arg(hi)}::text")
+    if f.near is not None:
+        lat, lng, radius, dlat, dlng, m_lng = f.near
+        la, ln, dla, dln = arg(lat), arg(lng), arg(dlat), arg(dlng)
+        w.append(
+            f"point(i.lng, i.lat) <@ box(point({ln}::float8 - {dln}::float8, "
+            f"{la}::float8 - {dla}::float8), point({ln}::float8 + {dln}::float8, "
+            f"{la}::float8 + {dla}::float8))"
+        )
+        # The exact circle; inputs are rounded to 1 cm so no difference underflows.
+        w.append(
+            f"((i.lat - {la}::float8) * 111195.0) ^ 2 + ((i.lng - {ln}::float8) * "
+            f"{arg(m_lng)}::float8) ^ 2 <= {arg(radius * radius)}::float8"
+        )
+    return w or ["true"]
+
+
+async def max_incident_id(conn: asyncpg.Connection) -> int:
+    value: int | None = await conn.fetchval("SELECT max(id) FROM incidents")
+    return value or 0
+
+
+async def page_recent(
+    conn: asyncpg.Connection,
+    f: Filters,
+    max_id: int,
+    after: tuple[datetime, int] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Newest first over every match, keyset-paged on (created_at, id)."""
+    arg = _Args()
+    where = _where(f, arg)
+    where.append(f"i.id <= {arg(max_id)}")
+    if after is not None:
+        where.append(
+            f"(i.created_at, i.id) < ({arg(after[0])}::timestamptz, {arg(after[1])}::bigint)"
+        )
+    sql = (
+        "SELECT i.id, i.created_at, NULL::float8 AS rank FROM incidents i WHERE "  # noqa: S608
+        + " AND ".join(where)
+        + f" ORDER BY i.created_at DESC, i.id DESC LIMIT {arg(limit)}"
+    )
+    rows: list[asyncpg.Record] = await conn.fetch(sql, *arg.values)
+    return rows
+
+
+async def page_relevance(
+    conn: asyncpg.Connection,
+    f: Filters,
+    max_id: int,
+    candidates: int,
+    after: tuple[float, int] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Best first among the newest `candidates` matches. The candidates are chosen by id
+    alone and ranked after: ranking every match of a common word would cost its count."""
+    assert f.text is not None
+    arg = _Args()
+    where = _where(f, arg)
+    where.append(f"i.id <= {arg(max_id)}")
+    q = arg(f.text)
+    page = ""
+    if after is not None:
+        page = f"WHERE (r.rank, r.id) < ({arg(after[0])}::float8, {arg(after[1])}::bigint)"
+    sql = f"""WITH cand AS MATERIALIZED (
+                  SELECT i.id FROM incidents i WHERE {" AND ".join(where)}
+                  ORDER BY i.created_at DESC, i.id DESC LIMIT {arg(candidates)}),
+              r AS (
+                  SELECT i.id, i.created_at,
+                         ts_rank_cd(i.search_tsv, {TSQUERY.format(q=q)})::float8 AS rank
+                  FROM cand JOIN incidents i ON i.id = cand.id)
+              SELECT r.id, r.created_at, r.rank FROM r {page}
+              ORDER BY r.rank DESC, r.id DESC LIMIT {arg(limit)}"""  # noqa: S608
+    rows: list[asyncpg.Record] = await conn.fetch(sql, *arg.values)
+    return rows
+
+
+async def results(
+    conn: asyncpg.Connection, ids: list[int], text: str | None
+) -> list[asyncpg.Record]:
+    """What a result shows, for one page of ids; the snippet is PostgreSQL's headline
+    over what was said (first account, linked callers, remarks, closing remarks)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT i.id, i.ref, i.type_code, i.grade, i.status, i.result_code, i.area_code,
+                  i.ward_code, i.postcode, i.address_line, i.created_at, i.closed_at, i.lat,
+                  i.lng, i.description,
+                  (SELECT count(*) FROM calls c WHERE c.incident_id = i.id) AS call_count,
+                  coalesce((SELECT array_agg(DISTINCT u.callsign)
+                            FROM assignments a JOIN units u ON u.id = a.unit_id
+                            WHERE a.incident_id = i.id), '{}') AS units,
+                  CASE WHEN $2::text IS NULL THEN NULL ELSE ts_headline('english',
+                      concat_ws(' … ', i.description,
+                          (SELECT string_agg(c.description, ' … ' ORDER BY c.id) FROM calls c
+                           WHERE c.incident_id = i.id AND c.outcome = 'attached'
+                             AND c.description <> ''),
+                          (SELECT string_agg(coalesce(e.data->>'text', e.data->>'remarks'),
+                                             ' … ' ORDER BY e.seq)
+                           FROM events e
+                           WHERE e.incident_id = i.id
+                             AND e.type IN ('incident.remark', 'incident.closed'))),
+                      websearch_to_tsquery('english', $2::text), $3) END AS headline
+           FROM incidents i WHERE i.id = ANY($1::bigint[])""",
+        ids,
+        text,
+        HEADLINE_OPTIONS,
+    )
+    return rows
+
+
+async def has_terms(conn: asyncpg.Connection, text: str) -> bool:
+    """Whether free text leaves any searchable word (not only stop words like "the")."""
+    n: int = await conn.fetchval("SELECT numnode(websearch_to_tsquery('english', $1::text))", text)
+    return n > 0
+
+
+async def incident_by_ref(conn: asyncpg.Connection, ref: str) -> int | None:
+    value: int | None = await conn.fetchval("SELECT id FROM incidents WHERE ref = $1", ref)
+    return value
+
+
+async def unit_id_by_callsign(conn: asyncpg.Connection, callsign: str) -> int | None:
+    value: int | None = await conn.fetchval(
+        "SELECT id FROM units WHERE upper(callsign) = upper($1)", callsign
+    )
+    return value
+
+
+# -- history ----------------------------------------------------------------------------
+
+HISTORY_CAP = 500
+
+
+async def incidents_near(
+    conn: asyncpg.Connection,
+    lat: float,
+    lng: float,
+    dlat: float,
+    dlng: float,
+    since: datetime,
+    until: datetime,
+    exclude_id: int | None,
+) -> list[asyncpg.Record]:
+    """Incidents in a lat/lng box within a time window, newest first: the GiST index on
+    (point, created_at) bounds the rows read by place and time together."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT i.id, i.ref, i.type_code, i.grade, i.status, i.result_code, i.created_at,
+                  i.lat, i.lng
+           FROM incidents i
+           WHERE point(i.lng, i.lat) <@ box(point($2::float8 - $4::float8, $1::float8 - $3::float8),
+                                            point($2::float8 + $4::float8, $1::float8 + $3::float8))
+             AND i.created_at >= $5 AND i.created_at < $6
+             AND i.merged_into IS NULL AND i.id IS DISTINCT FROM $7::bigint
+           ORDER BY i.created_at DESC LIMIT $8""",
+        lat,
+        lng,
+        dlat,
+        dlng,
+        since,
+        until,
+        exclude_id,
+        HISTORY_CAP,
+    )
+    return rows
+
+
+async def calls_from_phone(
+    conn: asyncpg.Connection,
+    phone: str,
+    since: datetime,
+    until: datetime,
+    exclude_incident_id: int | None,
+) -> list[asyncpg.Record]:
+    """Calls from one number within a window, newest first, with their incidents."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT c.id AS call_id, c.incident_id, c.outcome AS call_outcome, c.type_code,
+                  c.created_at, c.caller_name, i.ref, i.grade, i.status, i.result_code
+           FROM calls c LEFT JOIN incidents i ON i.id = c.incident_id
+           WHERE c.phone_key = cad_phone_key($1::text) AND c.phone_key <> ''
+             AND c.created_at >= $2 AND c.created_at < $3
+             AND c.incident_id IS DISTINCT FROM $4::bigint
+           ORDER BY c.created_at DESC LIMIT $5""",
+        phone,
+        since,
+        until,
+        exclude_incident_id,
+        HISTORY_CAP,
+    )
+    return rows
+
+
+async def first_caller_phone(conn: asyncpg.Connection, incident_id: int) -> str | None:
+    value: str | None = await conn.fetchval(
+        """SELECT caller_phone FROM calls WHERE incident_id = $1 AND phone_key <> ''
+           ORDER BY id LIMIT 1""",
+        incident_id,
+    )
+    return value
