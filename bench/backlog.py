@@ -67,7 +67,7 @@ async def duplicate_search_rows(url: str) -> dict[str, Any]:
         nonlocal read, uses_index
         if node.get("Relation Name") == "incidents":
             read += int(node.get("Actual Rows", 0)) + int(node.get("Rows Removed by Filter", 0))
-        uses_index = uses_index or node.get("Index Name") == "incidents_open_near_idx"
+        uses_index = uses_index or node.get("Index Name") == "incidents_near_idx"
         for child in node.get("Plans", []):
             walk(child)
 

@@ -58,6 +58,9 @@ class UnitUser(CadUser):
         super().on_start()
         self.fleet: dict[int, tuple[float, float]] = {}
         self.fleet_at = 0.0
+        # One report at once, not when the weighted task draw first picks it: a short run
+        # must always exercise the AVL route (it was missing from a 10 s run once).
+        self.positions()
 
     def refresh_fleet(self) -> None:
         r = self.client.get("/api/units", name="/api/units")
@@ -71,6 +74,8 @@ class UnitUser(CadUser):
     def positions(self) -> None:
         if not self.fleet or time.monotonic() - self.fleet_at > 30:
             self.refresh_fleet()
+        if not self.fleet:
+            return
         ids = _rng.sample(sorted(self.fleet), min(100, len(self.fleet)))
         batch = []
         for uid in ids:

@@ -211,9 +211,8 @@ async def nearby_open_incidents(
     return rows
 
 
-# The box and the time window are both index conditions of incidents_open_near_idx; the
-# partial index's predicate is repeated so the planner can use it. No float arithmetic
-# here: PostgreSQL raises on float underflow (a fuzzed 5e-324 degrees), Python does not.
+# The box and the time window are both index conditions of incidents_near_idx (GiST on
+# point and time). No float arithmetic here: PostgreSQL raises on float underflow (a fuzzed 5e-324 degrees), Python does not.
 NEARBY_OPEN_INCIDENTS = """SELECT i.id, i.ref, i.type_code, i.grade, i.status, i.lat, i.lng,
                   i.created_at, i.address, i.address_line, i.description,
                   ($6::text <> '' AND EXISTS (

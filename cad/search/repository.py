@@ -168,7 +168,9 @@ async def results(
                             FROM assignments a JOIN units u ON u.id = a.unit_id
                             WHERE a.incident_id = i.id), '{}') AS units,
                   CASE WHEN $2::text IS NULL THEN NULL ELSE ts_headline('english',
-                      concat_ws(' … ', i.description,
+                      -- The match delimiters (\x02, \x03) taken out of what was said, so
+                      -- a caller's text cannot forge or break a highlight.
+                      translate(concat_ws(' … ', i.description,
                           (SELECT string_agg(c.description, ' … ' ORDER BY c.id) FROM calls c
                            WHERE c.incident_id = i.id AND c.outcome = 'attached'
                              AND c.description <> ''),
@@ -177,6 +179,7 @@ async def results(
                            FROM events e
                            WHERE e.incident_id = i.id
                              AND e.type IN ('incident.remark', 'incident.closed'))),
+                          chr(2) || chr(3), ''),
                       websearch_to_tsquery('english', $2::text), $3) END AS headline
            FROM incidents i WHERE i.id = ANY($1::bigint[])""",
         ids,

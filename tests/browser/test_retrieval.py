@@ -9,29 +9,23 @@ as a handler, assignments as a dispatcher.
 from __future__ import annotations
 
 import re
-import shutil
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import DESKTOP, PHONE, SCREENSHOTS, PageFactory, screenshot
-from tests.conftest import ROOT, call_body
+from tests.browser.conftest import DESKTOP, PHONE, PageFactory, screenshot
+from tests.browser.test_place import keep_for_docs
+from tests.conftest import call_body
 
 pytestmark = pytest.mark.browser
 
 LIVE = 2000  # ms: how soon a change must reach another console
-DOCS_IMG = ROOT / "docs" / "img"
 SE1_7PB = (51.50250, -0.11941)  # the postcode's centroid
 PHONE_NO = "07700 900123"
 MARKER_TEXT = "Licensed shotgun holder in flat 3: ask for it to be secured before entry"
 EARLIER = "window smashed next door, a crossbow seen on the balcony"
-
-
-def docs_copy(name: str) -> None:
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(SCREENSHOTS / f"{name}.png", DOCS_IMG / f"{name}.png")
 
 
 async def add_marker(http: Any) -> dict[str, Any]:
@@ -159,7 +153,7 @@ async def test_handler_sees_history_and_markers_before_submitting(
     await expect(handler.locator("#caller-offer")).to_contain_text("Last gave name: Jane Smith")
     await expect(handler.locator("#caller-name")).to_have_value("")
     await screenshot(handler, "handler-history")
-    docs_copy("handler-history")
+    keep_for_docs("handler-history")
 
     # One key opens the earlier incident over the form; Esc closes only that.
     await handler.keyboard.press("Alt+Shift+Digit1")
@@ -218,7 +212,7 @@ async def test_unit_and_dispatcher_see_the_marker_of_the_job(
     assert size >= 20
     await expect(unit.locator("#job-history")).to_contain_text("previous incident")
     await screenshot(unit, "unit-marker")
-    docs_copy("unit-marker")
+    keep_for_docs("unit-marker")
 
     dispatcher = await open_page("dispatcher")
     await dispatcher.locator(f"#queue tr[data-ref='{job['ref']}']").click()
@@ -262,6 +256,7 @@ async def test_search_finds_by_reference_and_text_and_shows_the_record(
     await page.locator("#q").fill("crossbow")
     await page.locator("#q").press("Enter")
     await expect(panel).to_be_hidden()
+    await expect(page.locator("#q")).to_be_focused()  # typing on is the next thing
     result = page.locator(f"a.result[data-id='{earlier['id']}']")
     await expect(result).to_be_visible()
     await expect(page.locator(f"a.result[data-id='{other['id']}']")).to_have_count(0)
@@ -284,7 +279,7 @@ async def test_search_finds_by_reference_and_text_and_shows_the_record(
     await expect(panel.locator(".inc-calls")).to_contain_text("Jane Smith")
     assert query_of(page)["id"] == [str(earlier["id"])]
     await screenshot(page, "search")
-    docs_copy("search")
+    keep_for_docs("search")
 
     # A filter narrows it and goes into the URL; Back returns to the search before.
     await page.locator("#f-type").select_option("THEFT")

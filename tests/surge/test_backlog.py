@@ -61,14 +61,14 @@ async def test_duplicate_search_reads_a_bounded_number_of_rows(db_url: str) -> N
         )
         assert in_window >= BACKLOG
         plan = await _plan(conn)
-        assert "incidents_open_near_idx" in _index_names(plan), plan
+        assert "incidents_near_idx" in _index_names(plan), plan
         bounded = _rows_read(plan)
         # ~1 km² of 1,570: a few dozen rows, whatever the backlog.
         assert bounded <= 500, (bounded, plan)
 
         # Without the index the same query reads the whole window: the bound is the index's.
         async with conn.transaction():
-            await conn.execute("DROP INDEX incidents_open_near_idx")
+            await conn.execute("DROP INDEX incidents_near_idx")
             unbounded = _rows_read(await _plan(conn))
             assert unbounded > 20 * max(bounded, 1), (unbounded, bounded)
             raise_rollback = True

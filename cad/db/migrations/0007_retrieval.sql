@@ -48,8 +48,12 @@ CREATE INDEX incidents_search_idx ON incidents USING gin (search_tsv);
 -- Newest first, keyset-paged on (created_at, id); replaces the plain created_at index.
 DROP INDEX incidents_created_idx;
 CREATE INDEX incidents_created_id_idx ON incidents (created_at, id);
--- Near a point in a time window, any status: history at intake and search's `near`.
+-- Near a point in a time window, any status: history at intake, search's `near`, and the
+-- duplicate search (open incidents of the last hour), which used a partial index of its
+-- own: one GiST index fewer to write per call, and the rows read stay bounded by place
+-- and time together (tests/surge).
 CREATE INDEX incidents_near_idx ON incidents USING gist (point(lng, lat), created_at);
+DROP INDEX incidents_open_near_idx;
 -- Postcode and ward lookups, newest first within each.
 CREATE INDEX incidents_postcode_idx ON incidents (postcode, created_at, id)
     WHERE postcode IS NOT NULL;

@@ -370,7 +370,7 @@ function renderHistory(h, p = {}) {
         ? `<div class="history-part" id="history-location">
             <div class="history-line" id="history-line">${esc(h.line || "")}</div>
             <ul class="history-items">${keyed((loc && loc.items) || [])}</ul>
-            ${nearUrl ? `<a href="${esc(nearUrl)}" data-search>All ${Number(loc.count)} in search</a>` : ""}
+            ${nearUrl ? `<a href="${esc(nearUrl)}" data-search>All ${Number(loc.count)}${loc.capped ? "+" : ""} in search</a>` : ""}
           </div>`
         : ""
     }
@@ -379,7 +379,7 @@ function renderHistory(h, p = {}) {
         ? `<div class="history-part" id="history-caller">
             <div class="history-line" id="caller-line">${esc(h.caller_line || "")}</div>
             <ul class="history-items">${keyed((caller && caller.items) || [])}</ul>
-            ${phoneUrl ? `<a href="${esc(phoneUrl)}" data-search>All ${Number(caller.count)} in search</a>` : ""}
+            ${phoneUrl ? `<a href="${esc(phoneUrl)}" data-search>All ${Number(caller.count)}${caller.capped ? "+" : ""} in search</a>` : ""}
           </div>`
         : ""
     }`;

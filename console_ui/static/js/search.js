@@ -291,14 +291,17 @@ function openIncident(id, { replace = true } = {}) {
 
 function closePanel({ keepUrl = false } = {}) {
   if (openId === null) return;
-  const back = list.querySelector(`a.result[data-id="${openId}"]`);
+  // Focus inside the panel goes back to the result it came from; elsewhere it stays.
+  const back = $("#panel").contains(document.activeElement)
+    ? list.querySelector(`a.result[data-id="${openId}"]`)
+    : null;
   openId = null;
   panelSeq += 1;
   $("#panel").hidden = true;
   document.body.classList.remove("with-panel");
   for (const a of $$("a.result[aria-current]", list)) a.removeAttribute("aria-current");
   if (!keepUrl) history.replaceState(null, "", urlFor(current, null));
-  if (back && $("#panel").contains(document.activeElement) === false) back.focus();
+  if (back) back.focus();
 }
 
 $("#panel-close").addEventListener("click", () => closePanel());
