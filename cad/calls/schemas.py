@@ -124,7 +124,9 @@ class CallIn(BaseModel):
 
 class GradePreviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    incident_type: Annotated[str, Field(min_length=1, max_length=64)]
+    # Without a type: no grade yet, but the place's and the caller's history, markers and
+    # duplicates, which a handler needs from the first seconds of the call.
+    incident_type: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     risk: Risk = Field(default_factory=Risk)
     location: Location | None = None
     # With a phone the preview also shows that caller's recent calls and markers.

@@ -121,7 +121,7 @@ async def preview(
 ) -> dict[str, Any]:
     """The grade a call would get, with what the handler should see before submitting:
     likely duplicates, the place's and the caller's history, and warning markers."""
-    if body.incident_type not in state.catalogue:
+    if body.incident_type is not None and body.incident_type not in state.catalogue:
         decide_grade(state, body.incident_type, {})  # the 422 naming the field
     phone = body.caller.phone if body.caller is not None else ""
     where = await locate(conn, state, body.location) if body.location is not None else None
@@ -133,17 +133,26 @@ async def preview(
         postcode=where.postcode if where else None,
         phone=phone or None,
     )
-    decision = decide_grade(state, body.incident_type, body.risk.model_dump(), markers)
-    grade = state.scheme[decision.grade]
     out: dict[str, Any] = {
-        "grade": decision.grade,
-        "grade_name": grade.name,
-        "rule": decision.rule_id,
-        "reason": decision.reason,
-        "target_s": grade.target_s,
-        "auto_dispatch": grade.auto_dispatch,
+        "grade": None,
+        "grade_name": None,
+        "rule": None,
+        "reason": None,
+        "target_s": None,
+        "auto_dispatch": None,
         "markers": markers,
     }
+    if body.incident_type is not None:
+        decision = decide_grade(state, body.incident_type, body.risk.model_dump(), markers)
+        grade = state.scheme[decision.grade]
+        out.update(
+            grade=decision.grade,
+            grade_name=grade.name,
+            rule=decision.rule_id,
+            reason=decision.reason,
+            target_s=grade.target_s,
+            auto_dispatch=grade.auto_dispatch,
+        )
     if where is not None:
         area = state.areas.by_code(where.area_code) if where.area_code else None
         out.update(
@@ -156,7 +165,7 @@ async def preview(
             postcode=where.postcode,
         )
         out["possible_duplicates"] = await possible_duplicates(
-            conn, state, where.lat, where.lng, body.incident_type, phone, datetime.now(UTC)
+            conn, state, where.lat, where.lng, body.incident_type or "", phone, datetime.now(UTC)
         )
     out["history"] = await search_service.history(
         conn,

@@ -168,7 +168,7 @@ async def results(
                             FROM assignments a JOIN units u ON u.id = a.unit_id
                             WHERE a.incident_id = i.id), '{}') AS units,
                   CASE WHEN $2::text IS NULL THEN NULL ELSE ts_headline('english',
-                      -- The match delimiters (\x02, \x03) taken out of what was said, so
+                      -- The match delimiters, chr(2) and chr(3), taken out of what was said, so
                       -- a caller's text cannot forge or break a highlight.
                       translate(concat_ws(' … ', i.description,
                           (SELECT string_agg(c.description, ' … ' ORDER BY c.id) FROM calls c
@@ -259,7 +259,9 @@ async def calls_from_phone(
            FROM calls c LEFT JOIN incidents i ON i.id = c.incident_id
            WHERE c.phone_key = cad_phone_key($1::text) AND c.phone_key <> ''
              AND c.created_at >= $2 AND c.created_at < $3
-             AND c.incident_id IS DISTINCT FROM $4::bigint
+             -- With nothing to leave out, calls with no incident (advice…) count too:
+             -- NULL IS DISTINCT FROM NULL is false.
+             AND ($4::bigint IS NULL OR c.incident_id IS DISTINCT FROM $4::bigint)
            ORDER BY c.created_at DESC LIMIT $5""",
         phone,
         since,

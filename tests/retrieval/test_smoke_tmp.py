@@ -31,3 +31,9 @@ async def test_smoke(api: Api) -> None:
         print(params, [x["ref"] for x in r.json()["results"]], r.json()["next_cursor"])
     r = await api.as_("dispatcher", "GET", f"/api/incidents/{iid}")
     print(r.json()["history"], r.json()["markers"])
+
+
+async def test_preview_without_type(api: Api) -> None:
+    r = await api.as_("handler", "POST", "/api/calls/grade-preview", json={"caller": {"phone": "07700 900123"}, "location": {"lat": 51.5, "lng": -0.12}})
+    assert r.status_code == 200, r.text
+    assert r.json()["grade"] is None and r.json()["history"]["caller"] is not None

@@ -239,12 +239,9 @@ function callBody() {
 let previewSeq = 0;
 async function preview() {
   const type = typeSel.value;
-  if (!type) {
-    $("#preview-body").innerHTML = `<span class="empty">Choose an incident type.</span>`;
-    renderDups([]);
-    return;
-  }
-  const body = { incident_type: type, risk: riskBody() };
+  // Before a type is chosen the preview still brings the place's and the caller's history,
+  // markers and duplicates: a handler needs them from the first seconds of the call.
+  const body = type ? { incident_type: type, risk: riskBody() } : {};
   const caller = { name: $("#caller-name").value.trim(), phone: $("#caller-phone").value.trim() };
   if (caller.name || caller.phone) body.caller = caller;
   const loc = locationBody();
@@ -260,15 +257,26 @@ async function preview() {
   ) {
     body.location = loc;
   }
+  if (!type && !body.location && !(body.caller && body.caller.phone)) {
+    $("#preview-body").innerHTML = `<span class="empty">Choose an incident type.</span>`;
+    renderDups([]);
+    renderHistory(null);
+    renderMarkers([]);
+    return;
+  }
   const mine = ++previewSeq;
   try {
     const p = await post("/api/calls/grade-preview", body);
     if (mine !== previewSeq) return;
     const target = p.target_s ? `attend within ${Math.round(p.target_s / 60)} min` : "no timed target";
     $("#preview-body").innerHTML = `
-      <div data-grade="${esc(p.grade)}"><span class="grade grade-${esc(p.grade)} big">${esc(p.grade)}</span>
+      ${
+        p.grade
+          ? `<div data-grade="${esc(p.grade)}"><span class="grade grade-${esc(p.grade)} big">${esc(p.grade)}</span>
       <strong>${esc(p.grade_name)}</strong> · ${esc(target)}${p.auto_dispatch ? " · auto-dispatch" : ""}</div>
-      <div class="reason">${esc(p.reason)} <span class="hint">(rule ${esc(p.rule)})</span></div>
+      <div class="reason">${esc(p.reason)} <span class="hint">(rule ${esc(p.rule)})</span></div>`
+          : `<span class="empty">Choose an incident type.</span>`
+      }
       ${
         p.address_line || p.area
           ? `<div class="hint" id="preview-where">Where: ${esc(p.address_line || p.area)}</div>`
