@@ -45,7 +45,12 @@ class Settings(BaseSettings):
     allowed_hosts: str = "*"
     ws_queue_max: int = 1000
     log_level: str = "INFO"
-    log_json: bool = True
+    # None: JSON lines when stdout is not a terminal (a service, a container), readable
+    # coloured lines on a terminal. Set true or false to force either.
+    log_json: bool | None = None
+    # When set, GET /metrics asks for "Authorization: Bearer <token>" (for deployments
+    # whose scrape path is not on an internal network).
+    metrics_token: str | None = None
     areas_file: str | None = Field(default=None, description="GeoJSON loaded at start if set")
     # A raster tile layer drawn under the consoles' vector map, e.g. an organisation's own
     # tile server: "https://tiles.example.org/{z}/{x}/{y}.png". Unset: offline vector map.

@@ -27,7 +27,10 @@ ASSIGNMENTS = Counter("cad_assignments_total", "Assignments committed", ["auto"]
 ASSIGN_CONFLICTS = Counter("cad_assignment_conflicts_total", "Assignments refused with 409")
 
 
-def configure_logging(level: str = "INFO", json: bool = True) -> None:
+def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
+    """JSON lines for machines; ``json=None`` picks readable lines on a terminal."""
+    if json is None:
+        json = not sys.stdout.isatty()
     logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level.upper())
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,

@@ -75,7 +75,12 @@ async def _admin() -> asyncpg.Connection:
 # Tests that read postcodes (type-ahead, reverse lookup, intake by postcode, the browser
 # flows) clone a template holding all 180,792 London postcodes; the rest clone a lean one
 # with the named places only: a clone costs about its size, paid once per test.
-GAZETTEER_PATHS = ("tests/places/", "tests/browser/", "tests/intake/test_intake_place.py")
+GAZETTEER_PATHS = (
+    "tests/places/",
+    "tests/browser/",
+    "tests/intake/test_intake_place.py",
+    "tests/retrieval/test_search_postcode.py",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

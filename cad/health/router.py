@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import hmac
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cad.deps import StateDep
+from cad.errors import Unauthorized
 from cad.http import JSON
 
 router = APIRouter(tags=["ops"])
@@ -47,5 +49,13 @@ async def readyz(state: StateDep) -> Any:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(
+    state: StateDep, authorization: Annotated[str | None, Header()] = None
+) -> Response:
+    """Prometheus metrics; with CAD_METRICS_TOKEN set, only for that bearer token."""
+    expected = state.settings.metrics_token
+    if expected:
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Unauthorized("metrics need Authorization: Bearer <CAD_METRICS_TOKEN>")
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
