@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,71 +62,44 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(
-            settings.database_url,
-            settings.db_pool_min,
-            settings.db_pool_max,
-            settings.db_command_timeout_s,
-        )
-        redis = Redis.from_url(
-            settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=10
-        )
-        projector = Projector(settings.epsg)
-        async with pool.acquire() as conn:
-            areas, wards = await load_levels(conn, projector)
-            deployment = await conn.fetchval("SELECT id::text FROM deployment")
-        # Streams and channels carry this database's identity: a recreated database never
-        # reads the events of its predecessor left in Redis.
-        stream_prefix = f"{settings.redis_prefix}:{deployment[:8]}"
-        catalogue = load_catalogue()
-        state = AppState(
-            settings=settings,
-            pool=pool,
-            redis=redis,
-            projector=projector,
-            areas=areas,
-            wards=wards,
-            catalogue=catalogue,
-            scheme=load_scheme(),
-            rules=load_rules(),
-            eta=KolesarEta(),
-            directory=UnitDirectory(projector),
-            plans=plans_from_catalogue(catalogue),
-            marker_categories=load_categories(),
-            stream_prefix=stream_prefix,
-        )
-        state.limiter = RateLimiter(redis, settings.redis_prefix, settings.rate_limit_per_min)
-        state.hub = Hub(pool, redis, stream_prefix, queue_max=settings.ws_queue_max)
-        state.fleet = FleetSync(state.directory, pool, redis, stream_prefix)
-        state.hub.add_listener(state.fleet.on_event)
-        await state.fleet.start()
-        await state.hub.start()
-        if background:
-            state.leader = Leader(state)
-            state.hub.add_listener(state.leader.on_event)
-            await state.leader.start()
-        app.state.cad = state
-        log.info(
-            "app.started",
-            units=len(state.directory),
-            areas=len(areas),
-            wards=len(wards) if wards is not None else 0,
-        )
-        try:
+        # Each resource is closed by the stack as soon as it exists, so a start-up that
+        # fails half-way (the hub or leader cannot start) leaves no pool, client or task.
+        async with AsyncExitStack() as stack:
+            pool = await create_pool(
+                settings.database_url,
+                settings.db_pool_min,
+                settings.db_pool_max,
+                settings.db_command_timeout_s,
+            )
+            stack.push_async_callback(_close_pool, pool)
+            redis = Redis.from_url(
+                settings.redis_url,
+                socket_timeout=2,
+                socket_connect_timeout=2,
+                health_check_interval=10,
+            )
+            stack.push_async_callback(redis.aclose)
+            state = await _build_state(settings, pool, redis)
+            state.fleet = FleetSync(state.directory, pool, redis, state.stream_prefix)
+            state.hub = Hub(pool, redis, state.stream_prefix, queue_max=settings.ws_queue_max)
+            state.hub.add_listener(state.fleet.on_event)
+            stack.push_async_callback(state.fleet.stop)
+            await state.fleet.start()
+            stack.push_async_callback(state.hub.stop)
+            await state.hub.start()
+            if background:
+                state.leader = Leader(state)
+                state.hub.add_listener(state.leader.on_event)
+                stack.push_async_callback(state.leader.stop)
+                await state.leader.start()
+            app.state.cad = state
+            log.info(
+                "app.started",
+                units=len(state.directory),
+                areas=len(state.areas),
+                wards=len(state.wards) if state.wards is not None else 0,
+            )
             yield
-        finally:
-            if state.leader is not None:
-                await state.leader.stop()
-            await state.hub.stop()
-            await state.fleet.stop()
-            await redis.aclose()
-            try:
-                # A connection still held (a request cut off mid-flight) would make a
-                # graceful close wait forever: give it a bound, then terminate.
-                await asyncio.wait_for(pool.close(), timeout=10)
-            except TimeoutError:
-                log.warning("pool.close_timeout")
-                pool.terminate()
 
     app = FastAPI(
         title="999 CAD",
@@ -172,6 +145,45 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             return RedirectResponse("/console/")
 
     return app
+
+
+async def _build_state(settings: Settings, pool: asyncpg.Pool, redis: Redis) -> AppState:
+    projector = Projector(settings.epsg)
+    async with pool.acquire() as conn:
+        areas, wards = await load_levels(conn, projector)
+        deployment = await conn.fetchval("SELECT id::text FROM deployment")
+    # Streams and channels carry this database's identity: a recreated database never
+    # reads the events of its predecessor left in Redis.
+    stream_prefix = f"{settings.redis_prefix}:{deployment[:8]}"
+    catalogue = load_catalogue()
+    state = AppState(
+        settings=settings,
+        pool=pool,
+        redis=redis,
+        projector=projector,
+        areas=areas,
+        wards=wards,
+        catalogue=catalogue,
+        scheme=load_scheme(),
+        rules=load_rules(),
+        eta=KolesarEta(),
+        directory=UnitDirectory(projector),
+        plans=plans_from_catalogue(catalogue),
+        marker_categories=load_categories(),
+        stream_prefix=stream_prefix,
+    )
+    state.limiter = RateLimiter(redis, settings.redis_prefix, settings.rate_limit_per_min)
+    return state
+
+
+async def _close_pool(pool: asyncpg.Pool) -> None:
+    try:
+        # A connection still held (a request cut off mid-flight) would make a graceful
+        # close wait forever: give it a bound, then terminate.
+        await asyncio.wait_for(pool.close(), timeout=10)
+    except TimeoutError:
+        log.warning("pool.close_timeout")
+        pool.terminate()
 
 
 def _body(detail: str, code: str, **extra: Any) -> dict[str, Any]:

@@ -66,3 +66,37 @@ def test_log_lines_are_json_off_a_terminal_and_readable_on_one(
             assert json.loads(line)["event"] == "probe.event"
     finally:
         configure_logging("WARNING", False)
+
+
+async def test_failed_start_leaves_nothing_open(
+    db_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the hub cannot start, the pool, Redis client and fleet tasks already made are
+    closed: a supervisor restarting the worker must not leak connections each time."""
+    import asyncio
+
+    import asyncpg
+
+    from cad.app import create_app
+    from cad.events.hub import Hub
+
+    async def broken_start(self: Hub) -> None:
+        raise RuntimeError("hub cannot start")
+
+    monkeypatch.setattr(Hub, "start", broken_start)
+    before = set(asyncio.all_tasks())
+    app = create_app(make_settings(db_url, redis_prefix), background=True)
+    with pytest.raises(RuntimeError, match="hub cannot start"):
+        async with app.router.lifespan_context(app):
+            pass
+    leftover = [t for t in asyncio.all_tasks() - before if not t.done()]
+    assert leftover == [], leftover
+    name = db_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(db_url.rsplit("/", 1)[0] + "/postgres")
+    try:
+        open_conns = await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name
+        )
+    finally:
+        await admin.close()
+    assert open_conns == 0

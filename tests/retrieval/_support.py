@@ -46,7 +46,9 @@ async def backdate_incident(api: Api, incident_id: int, at: datetime) -> None:
     """The incident and its calls as if taken at ``at`` (the API cannot backdate)."""
     async with db(api.settings.database_url) as conn:
         await conn.execute("UPDATE incidents SET created_at = $2 WHERE id = $1", incident_id, at)
-        await conn.execute("UPDATE calls SET created_at = $2 WHERE incident_id = $1", incident_id, at)
+        await conn.execute(
+            "UPDATE calls SET created_at = $2 WHERE incident_id = $1", incident_id, at
+        )
 
 
 async def backdate_call(api: Api, call_id: int, at: datetime) -> None:

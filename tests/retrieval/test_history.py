@@ -73,7 +73,9 @@ async def test_preview_shows_history_of_the_place_and_the_phone(api: Api) -> Non
         outcome="advice",
         caller={"name": "Jane Doe", "phone": "0044 7700 900123"},
     )
-    newest = await call(api, "THEFT", at=LAMBETH, caller={"name": "", "phone": "+44 (0)7700 900123"})
+    newest = await call(
+        api, "THEFT", at=LAMBETH, caller={"name": "", "phone": "+44 (0)7700 900123"}
+    )
     too_old = await call(
         api, "THEFT", at=EALING, caller={"name": "Old Name", "phone": "07700900123"}
     )
@@ -127,7 +129,9 @@ async def test_preview_shows_history_of_the_place_and_the_phone(api: Api) -> Non
     assert alone["caller"]["count"] == 3
     fresh = (
         await preview(
-            api, location={"lat": EALING[0] + 0.01, "lng": EALING[1]}, caller={"phone": "0123 456 789"}
+            api,
+            location={"lat": EALING[0] + 0.01, "lng": EALING[1]},
+            caller={"phone": "0123 456 789"},
         )
     )["history"]
     assert (fresh["location"]["count"], fresh["caller"]["count"]) == (0, 0)

@@ -133,7 +133,15 @@ async def test_create_each_anchor_and_refusals_change_nothing(api: Api) -> None:
         (on_phone("12345"), "phone"),
         (on_phone("call 07700 900123"), "phone"),
         ({**on_phone("07700 900123"), "text": "x"}, "text"),
-        ({"category": "firearms", "text": "Bad postcode", "postcode": "XYZ12", "review_at": REVIEW}, "postcode"),
+        (
+            {
+                "category": "firearms",
+                "text": "Bad postcode",
+                "postcode": "XYZ12",
+                "review_at": REVIEW,
+            },
+            "postcode",
+        ),
         ({**at_point(lat, lng), "colour": "red"}, "colour"),
     ]
     for body, field in refused:
@@ -280,7 +288,9 @@ async def test_matching_by_radius_phone_and_expiry(api: Api) -> None:
     assert await matched(api, location=where) == []
     answer = await call(api, "ASB", at=inside)
     assert answer["markers"] == []
-    types = [e["type"] for e in await events_for(api.settings.database_url, answer["incident"]["id"])]
+    types = [
+        e["type"] for e in await events_for(api.settings.database_url, answer["incident"]["id"])
+    ]
     assert "incident.markers" not in types
     assert await listed() == [phone["id"]]
     assert await listed(near=f"{lat},{lng},50") == []
@@ -325,7 +335,9 @@ async def test_snapshot_on_the_incident_and_new_markers_from_a_linked_call(api: 
     assert [(m["id"], m["text"], m["category"]) for m in shown] == [
         (first["id"], "Licensed shotgun holder", "firearms")
     ]
-    listed = await ok(await api.as_("handler", "GET", "/api/markers", params={"incident_id": inc["id"]}))
+    listed = await ok(
+        await api.as_("handler", "GET", "/api/markers", params={"incident_id": inc["id"]})
+    )
     assert listed["markers"] == shown
 
     # A second caller, linked with no location of their own, from a number with a marker:
@@ -377,9 +389,9 @@ async def test_who_may_see_and_change_markers(api: Api) -> None:
     await assign(api, own["id"], "CW11")
 
     for user in ("handler", "dispatcher", "supervisor", "admin"):
-        assert [x["id"] for x in (await ok(await api.as_(user, "GET", "/api/markers")))["markers"]] == [
-            m["id"]
-        ]
+        assert [
+            x["id"] for x in (await ok(await api.as_(user, "GET", "/api/markers")))["markers"]
+        ] == [m["id"]]
         assert (await ok(await api.as_(user, "GET", f"/api/markers/{m['id']}")))["id"] == m["id"]
     before = await table_counts(api, "markers", "events")
     for user in ("handler", "dispatcher", "unit"):
@@ -418,9 +430,14 @@ def test_every_marker_rule_has_a_case() -> None:
 
 
 async def test_marker_rules_grade_calls_through_the_api(api: Api) -> None:
-    names = {c["code"]: c["name"] for c in await ok(await api.as_("handler", "GET", "/api/marker-categories"))}
+    names = {
+        c["code"]: c["name"]
+        for c in await ok(await api.as_("handler", "GET", "/api/marker-categories"))
+    }
     places = [CAMDEN, GREENWICH, TRAFALGAR]
-    for i, (rule_id, (category, anchor, type_code, plain, marked)) in enumerate(MARKER_CASES.items()):
+    for i, (rule_id, (category, anchor, type_code, plain, marked)) in enumerate(
+        MARKER_CASES.items()
+    ):
         lat, lng = places[i]
         phone = f"07700 90100{i}"
         body = {

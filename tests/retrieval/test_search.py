@@ -202,7 +202,9 @@ async def test_unit_and_phone_filters(api: Api) -> None:
     assert await ids(api, phone="0207 946 0000") == [current["id"]]
     assert await ids(api, phone="07700900123", unit="CW13") == [current["id"]]
     assert await ids(api, phone="07700900123", unit="CW12") == []
-    counted = {r["id"]: r["call_count"] for r in (await search(api, phone="07700900123"))["results"]}
+    counted = {
+        r["id"]: r["call_count"] for r in (await search(api, phone="07700900123"))["results"]
+    }
     assert counted == {caller["id"]: 1, current["id"]: 2}
 
 
@@ -226,7 +228,12 @@ async def test_ranking_by_weight_and_snippets_are_plain_text(api: Api) -> None:
         api, at=CAMDEN, description="wallet taken", caller={"name": "Rhoda Road", "phone": ""}
     )
     found = (await search(api, q="road"))["results"]
-    assert [r["id"] for r in found] == [in_type["id"], in_place["id"], in_remark["id"], in_name["id"]]
+    assert [r["id"] for r in found] == [
+        in_type["id"],
+        in_place["id"],
+        in_remark["id"],
+        in_name["id"],
+    ]
     ranks = [r["rank"] for r in found]
     assert ranks == sorted(ranks, reverse=True) and len(set(ranks)) == 4, ranks
     remark = found[2]["snippet"]
