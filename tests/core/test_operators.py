@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import sys
 
+import asyncpg
 import pytest
 import structlog
 
+from cad.app import create_app
 from cad.config import Settings
+from cad.events.hub import Hub
 from cad.observability import configure_logging
 from tests.conftest import make_settings, start_api
 
@@ -73,12 +77,6 @@ async def test_failed_start_leaves_nothing_open(
 ) -> None:
     """If the hub cannot start, the pool, Redis client and fleet tasks already made are
     closed: a supervisor restarting the worker must not leak connections each time."""
-    import asyncio
-
-    import asyncpg
-
-    from cad.app import create_app
-    from cad.events.hub import Hub
 
     async def broken_start(self: Hub) -> None:
         raise RuntimeError("hub cannot start")
