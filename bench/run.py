@@ -11,6 +11,9 @@
 (e) worker RSS after a 50,000-call replay and growth per 10,000 calls (--quick: 20,000)
 (h) point → borough + ward lookup p50/p99 vs the plain STRtree + prepared-polygon lookup
     (in process; bench/areas.py, also runnable alone: python -m bench.areas)
+(j) search at scale: a year's record (--history-size, 1,000,000 incidents) built in its own
+    database; search / reference / phone / postcode / near / grade-preview p99 at 20 clients
+    vs GET /api/grades, intake with it vs an empty database (bench/history.py)
 
 Own databases (cad_bench, cad_bench_floor, cad_bench_postgis) and Redis prefix; both
 servers run 2 uvicorn workers; the same load generator (bench/loadgen.py) drives both.
@@ -204,6 +207,27 @@ def places_phase(env: dict[str, str], args: argparse.Namespace) -> dict[str, Any
         return places.run(srv.port, token(srv.url), clients=20, seconds=5.0 if args.quick else 10.0)
     finally:
         srv.stop()
+
+
+def history_phase(env: dict[str, str], base: str, args: argparse.Namespace) -> dict[str, Any]:
+    """(j) search at scale: a year's record (--history-size incidents) in its own
+    database; lookups at 20 clients and intake, each against a same-run baseline."""
+    from bench import history
+
+    db = with_db(base, "cad_bench_history")
+    henv = {**env, "CAD_DATABASE_URL": db, "CAD_AUTO_DISPATCH_GRADES": ""}
+    asyncio.run(recreate_db(db))
+    cad(henv, "migrate")
+    cad(henv, "seed-demo")
+    return history.run(
+        db,
+        args.history_size,
+        lambda: ours(henv),
+        lambda srv: intake_one(srv, args),
+        token,
+        seconds=5.0 if args.quick else 10.0,
+        log=log,
+    )
 
 
 def pyspy_profile(srv: Server, args: argparse.Namespace, seconds: int = 8) -> dict[str, Any]:
@@ -807,6 +831,46 @@ def rows(res: dict[str, Any]) -> list[dict[str, Any]]:
             "report",
             None,
         )
+    if "history" in res and "http" in res["history"]:
+        j = res["history"]
+        h, b, ds = j["http"], j["build"], j["build"]["dataset"]
+        add(
+            f"(j) history build s: {b['counts']['incidents']:,} incidents, "
+            f"{ds['calls']['rows']:,} calls, {ds['remarks']:,} remarks, "
+            f"{ds['assignments']['rows']:,} assignments; {ds['database_mb']:,.0f} MB on disk "
+            f"(baseline: incidents/s)",
+            b["build_s"],
+            b["incidents_per_s"],
+            "a few minutes (bench)",
+            b["build_s"] <= 600,
+        )
+        base = h["grades"]["p99_ms"]
+        for kind, label, limit in (
+            ("text", "GET /api/search?q=<words> (common, rare, two-word)", 50),
+            ("reference", "GET /api/search?q=<reference, mixed forms>", 20),
+            ("phone", "GET /api/search?phone=", 20),
+            ("postcode", "GET /api/search?postcode= (full, sector, district)", 20),
+            ("near", "GET /api/search?near=lat,lng,200", 20),
+            ("preview", "POST /api/calls/grade-preview, location + phone (history + markers)", 30),
+        ):
+            m = h[kind]
+            add(
+                f"(j) {label} p99 ms, {j['clients']} clients closed loop, p50 {m['p50_ms']:g} "
+                f"ms, {m['rate_per_s']:g}/s (baseline: GET /api/grades p99)",
+                m["p99_ms"],
+                base,
+                f"≤ {limit} ms",
+                m["p99_ms"] <= limit and not m["errors"],
+            )
+        full, empty = j["intake_full"], j["intake_empty"]
+        add(
+            f"(j) intake calls/s with {b['counts']['incidents']:,} incidents on record "
+            "(baseline: empty database)",
+            full["rate_per_s"],
+            empty["rate_per_s"],
+            "within 10%",
+            abs(full["rate_per_s"] - empty["rate_per_s"]) <= 0.1 * empty["rate_per_s"],
+        )
     return out
 
 
@@ -850,6 +914,16 @@ def markdown(res: dict[str, Any], table: list[dict[str, Any]]) -> str:
             lines.append("Inclusive share of samples by file:")
             lines.append("")
             lines += [f"- {x['file']}: {x['share']:.0%}" for x in p["top_inclusive_by_file"][:15]]
+    plans = res.get("history", {}).get("plans")
+    if plans:
+        lines += ["", "## (j) Query plans with the history (EXPLAIN ANALYZE, BUFFERS)", ""]
+        lines += ["| lookup | statement ms (indexes used) |", "|---|---|"]
+        for name, p in plans.items():
+            parts = [
+                f"{s['execution_ms']:.2f} ({', '.join(s['indexes']) or 'no index'})"
+                for s in p["statements"]
+            ]
+            lines.append(f"| {name} | {'; '.join(parts)} |")
     lines += ["", "Details: latest.json."]
     return "\n".join(lines) + "\n"
 
@@ -860,7 +934,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--quick", action="store_true", help="shorter phases, 20,000-call memory run")
     p.add_argument(
-        "--only", default="intake,recommend,fanout,positions,memory,backlog,surge,areas,places"
+        "--only",
+        default="intake,recommend,fanout,positions,memory,backlog,surge,areas,places,history",
     )
     p.add_argument(
         "--pyspy", action="store_true", help="profile intake with py-spy even if targets are met"
@@ -878,6 +953,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--avl-units", type=int, default=10_000, help="extra off-duty units for (d)")
     p.add_argument("--memory-calls", type=int, default=None)
+    p.add_argument(
+        "--history-size",
+        type=int,
+        default=None,
+        help="incidents in (j)'s history (default 1,000,000; --quick: 50,000)",
+    )
     args = p.parse_args(argv)
     only = set(args.only.split(","))
     args.intake_s = 6.0 if args.quick else 12.0
@@ -885,6 +966,8 @@ def main(argv: list[str] | None = None) -> int:
     args.positions_s = 6.0 if args.quick else 10.0
     if args.memory_calls is None:
         args.memory_calls = 20_000 if args.quick else 50_000
+    if args.history_size is None:
+        args.history_size = 50_000 if args.quick else 1_000_000
 
     started = time.monotonic()
     base = os.environ.get("CAD_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/cad")
@@ -977,6 +1060,9 @@ def main(argv: list[str] | None = None) -> int:
     if "places" in only:
         res["places"] = places_phase(env, args)
         log(f"places: {res['places']}")
+    if "history" in only:
+        res["history"] = history_phase(env, base, args)
+        log(f"history: {json.dumps(res['history']['http'])}")
     if "memory" in only:
         res["memory"] = memory(env, args)
     asyncio.run(clear_redis(redis_url, prefix))

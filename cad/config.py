@@ -29,8 +29,9 @@ class Settings(BaseSettings):
     db_acquire_timeout_s: float = 10.0
     # Projected CRS for distances in metres (British National Grid by default).
     epsg: int = 27700
-    # Grades the engine dispatches by itself.
-    auto_dispatch_grades: str = "I,S"
+    # Grades the engine dispatches by itself, e.g. "I,S"; unset: the grade scheme's
+    # auto_dispatch flags (cad/grading/grade_scheme.json).
+    auto_dispatch_grades: str | None = None
     # A unit position older than this is flagged as stale, not trusted for ETA.
     stale_position_s: int = 1800
     # A sent assignment not acknowledged within this raises an alarm.
@@ -77,7 +78,9 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def auto_grades(self) -> frozenset[str]:
+    def auto_grades(self) -> frozenset[str] | None:
+        if self.auto_dispatch_grades is None:
+            return None
         return frozenset(g.strip() for g in self.auto_dispatch_grades.split(",") if g.strip())
 
 

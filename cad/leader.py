@@ -112,7 +112,7 @@ class Leader:
             await asyncio.sleep(0.05)
             self.wake.clear()
             try:
-                grades = [g for g in ("I", "S", "E") if g in settings.auto_grades]
+                grades = self.state.auto_grades()
                 if grades:
                     await run_once(
                         self._tx,

@@ -12,7 +12,7 @@ from cad.config import Settings
 from cad.grading import Grade, IncidentType, Rule
 from cad.markers.catalogue import MarkerCategory
 from dispatch.directory import UnitDirectory
-from dispatch.model import Need
+from dispatch.model import FALLBACK_PLAN, Need
 from gis.areas import AreaSet
 from gis.eta import EtaModel
 from gis.projection import Projector
@@ -50,11 +50,24 @@ class AppState:
     # Redis prefix for streams and channels: CAD_REDIS_PREFIX plus this database's id.
     stream_prefix: str = "cad"
 
+    def auto_dispatches(self, grade: str) -> bool:
+        """Whether the engine assigns this grade by itself, one answer for the engine,
+        /api/grades and the preview: CAD_AUTO_DISPATCH_GRADES if set, else the scheme."""
+        if grade not in self.scheme:
+            return False
+        chosen = self.settings.auto_grades
+        return self.scheme[grade].auto_dispatch if chosen is None else grade in chosen
+
+    def auto_grades(self) -> list[str]:
+        """The auto-dispatched grades, most urgent first."""
+        grades = sorted(self.scheme.values(), key=lambda g: g.priority)
+        return [g.code for g in grades if self.auto_dispatches(g.code)]
+
 
 def plans_from_catalogue(catalogue: dict[str, IncidentType]) -> dict[str, list[Need]]:
     """Response plans as dispatch needs; a plan-less type that is graded up still needs
     someone, so it falls back to one response unit."""
     return {
-        code: [Need(p.capability, p.count) for p in t.response_plan] or [Need("response", 1)]
+        code: [Need(p.capability, p.count) for p in t.response_plan] or list(FALLBACK_PLAN)
         for code, t in catalogue.items()
     }

@@ -17,7 +17,7 @@ import structlog
 
 from dispatch import repository as repo
 from dispatch.directory import UnitDirectory
-from dispatch.model import Need
+from dispatch.model import FALLBACK_PLAN, Need
 from dispatch.recommend import busy_candidates, recommend
 from dispatch.service import DispatchError, Emit, assign_unit
 from dispatch.status import UnitStatus
@@ -177,7 +177,7 @@ async def run_once(
         rows = await repo.pending_queue(conn, list(grades))
     queue: list[QueueItem] = []
     for row in rows:
-        plan = plans.get(row["type_code"]) or [Need("response", 1)]
+        plan = plans.get(row["type_code"]) or list(FALLBACK_PLAN)
         caps = [directory.units[u].capabilities for u in row["unit_ids"] if u in directory.units]
         needs = remaining_needs(plan, caps)
         if needs:

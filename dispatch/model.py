@@ -30,6 +30,11 @@ class Need:
     count: int
 
 
+# What any incident needs when its type names no plan (or a met plan, for a dispatcher
+# who wants more): one response unit. The one place this is written.
+FALLBACK_PLAN: tuple[Need, ...] = (Need("response", 1),)
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     unit_id: int

@@ -151,7 +151,7 @@ async def preview(
             rule=decision.rule_id,
             reason=decision.reason,
             target_s=grade.target_s,
-            auto_dispatch=grade.auto_dispatch,
+            auto_dispatch=state.auto_dispatches(decision.grade),
         )
     if where is not None:
         area = state.areas.by_code(where.area_code) if where.area_code else None

@@ -37,7 +37,7 @@ async def grades(state: StateDep, _: AnyUser) -> Any:
             "code": g.code,
             "name": g.name,
             "target_s": g.target_s,
-            "auto_dispatch": g.code in state.settings.auto_grades,
+            "auto_dispatch": state.auto_dispatches(g.code),
             "closes_on_creation": g.closes_on_creation,
             "priority": g.priority,
         }

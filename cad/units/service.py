@@ -20,7 +20,7 @@ from cad.units.schemas import PositionIn
 from dispatch import repository as dispatch_repo
 from dispatch import service as dispatch_service
 from dispatch.engine import remaining_needs
-from dispatch.model import Need
+from dispatch.model import FALLBACK_PLAN
 from dispatch.recommend import recommend
 from dispatch.status import UnitStatus
 
@@ -57,12 +57,12 @@ async def recommendations(
     exclude: frozenset[int] = frozenset(),
 ) -> dict[str, Any]:
     incident = await get_or_404(conn, incident_id)
-    plan = state.plans.get(incident["type_code"]) or [Need("response", 1)]
+    plan = state.plans.get(incident["type_code"]) or list(FALLBACK_PLAN)
     held = await dispatch_repo.open_assignments_for_incident(conn, incident_id)
     needs = remaining_needs(plan, [frozenset(r["capabilities"]) for r in held])
     if not needs:
         # Plan met: still offer the nearest response units for a dispatcher who wants more.
-        needs = [Need("response", 1)]
+        needs = list(FALLBACK_PLAN)
     rec = recommend(
         state.directory,
         incident["lat"],

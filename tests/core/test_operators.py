@@ -98,3 +98,34 @@ async def test_failed_start_leaves_nothing_open(
     finally:
         await admin.close()
     assert open_conns == 0
+
+
+@pytest.mark.parametrize(("setting", "s_auto"), [(None, True), ("I", False)])
+async def test_one_answer_for_which_grades_auto_dispatch(
+    db_url: str, redis_prefix: str, setting: str | None, s_auto: bool
+) -> None:
+    """/api/grades, the grade preview and the engine's list read the same rule: the
+    deployment's CAD_AUTO_DISPATCH_GRADES if set, else the grade scheme."""
+    settings = make_settings(db_url, redis_prefix, auto_dispatch_grades=setting)
+    app, lifespan, client = await start_api(settings, background=False)
+    try:
+        token = (
+            await client.post(
+                "/api/auth/token", data={"username": "handler", "password": "handler-999"}
+            )
+        ).json()["access_token"]
+        h = {"Authorization": f"Bearer {token}"}
+        grades = {
+            g["code"]: g["auto_dispatch"]
+            for g in (await client.get("/api/grades", headers=h)).json()
+        }
+        preview = (
+            await client.post("/api/calls/grade-preview", json={"incident_type": "ASB"}, headers=h)
+        ).json()
+        assert preview["grade"] == "S"
+        assert grades["S"] is preview["auto_dispatch"] is s_auto
+        assert grades["I"] is True and grades["E"] is False
+        assert app.state.cad.auto_grades() == (["I", "S"] if s_auto else ["I"])
+    finally:
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)

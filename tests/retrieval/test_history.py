@@ -50,7 +50,7 @@ async def test_preview_shows_history_of_the_place_and_the_phone(api: Api) -> Non
     other_phone = {"name": "Someone Else", "phone": "020 7946 0001"}
     at40 = await incident(api, "DOMESTIC", at=offset(lat, lng, north_m=40), caller=other_phone)
     at20 = await incident(api, "THEFT", at=offset(lat, lng, east_m=-20), caller=other_phone)
-    at80 = await incident(api, "THEFT", at=offset(lat, lng, east_m=80), caller=other_phone)
+    await incident(api, "THEFT", at=offset(lat, lng, east_m=80), caller=other_phone)  # too far
     old = await incident(api, "THEFT", at=offset(lat, lng, north_m=10), caller=other_phone)
     last = late_evening(now, range(2, 80))
     await backdate_incident(api, at40["id"], last)

@@ -246,7 +246,7 @@ async def test_ranking_by_weight_and_snippets_are_plain_text(api: Api) -> None:
     forged = "\x02fake\x03 highlight, and a real knife \x03here\x02"
     h = await incident(api, at=GREENWICH, description=hostile)
     f = await incident(api, at=HACKNEY, description=forged)
-    for inc, said in ((h, hostile), (f, forged)):
+    for inc in (h, f):
         result = next(r for r in (await search(api, q="knife"))["results"] if r["id"] == inc["id"])
         parts = result["snippet"]
         assert all(set(p) == {"text", "match"} and isinstance(p["text"], str) for p in parts)
@@ -264,12 +264,20 @@ async def test_ranking_by_weight_and_snippets_are_plain_text(api: Api) -> None:
 
 
 async def test_reference_in_any_form_finds_the_incident_first(api: Api) -> None:
-    made = [await incident(api, at=offset(*TRAFALGAR, north_m=300 * i)) for i in range(12)]
+    # The first holds the words of the last's reference: read as text, those forms would
+    # find it too.
+    made = [
+        await incident(
+            api, at=offset(*TRAFALGAR, north_m=300 * i), description="flat 12, on 2 Dec 26"
+        )
+        if i == 0
+        else await incident(api, at=offset(*TRAFALGAR, north_m=300 * i))
+        for i in range(12)
+    ]
     target = made[11]
     m = re.fullmatch(r"CAD (\d+)/(\d{2})([A-Z]{3})(\d{2})", target["ref"])
     assert m is not None and m[1] == "12", target["ref"]
     number, day, month, year = m.groups()
-    # Words the other incidents hold, so a text match would find them too.
     forms = (
         target["ref"],
         f"{number}/{day}{month.lower()}{year}",
@@ -314,7 +322,9 @@ async def test_pages_are_stable_while_new_incidents_arrive(narrow_api: Api) -> N
         return int((await incident(api, type_code, at=at, description=words, caller=caller))["id"])
 
     # 22 matches at three ranks (ties broken by id), 4 that do not match; some arrive
-    # concurrently, so ids and created_at need not agree.
+    # concurrently, so ids and created_at need not agree. (Sign in first: 26 concurrent
+    # sign-ins would each hash the password.)
+    await api.token("handler")
     made = await asyncio.gather(
         *[add(i, " ".join(["knife"] * (1 + i % 3)) + " seen") for i in range(22)],
         *[add(22 + i, "nothing sharp") for i in range(4)],
