@@ -46,8 +46,9 @@ class Candidate:
     distance_m: int
     fills: str | None
     label: str
+    # Candidates never have stale positions (they are left out and counted in the
+    # shortfall instead), so the age is shown, not a stale flag.
     position_age_s: int | None = None
-    stale: bool = False
     divert_from: int | None = None
 
     def as_dict(self) -> dict[str, object]:
@@ -62,7 +63,6 @@ class Candidate:
             "fills": self.fills,
             "label": self.label,
             "position_age_s": self.position_age_s,
-            "stale": self.stale,
             "divert_from": self.divert_from,
         }
 

@@ -239,15 +239,6 @@ async def set_grade(
     )
 
 
-async def close(conn: asyncpg.Connection, incident_id: int, result_code: str) -> None:
-    await conn.execute(
-        """UPDATE incidents SET status = 'closed', closed_at = now(), result_code = $2,
-               updated_at = now() WHERE id = $1""",
-        incident_id,
-        result_code,
-    )
-
-
 async def reopen(conn: asyncpg.Connection, incident_id: int, status: str) -> None:
     await conn.execute(
         """UPDATE incidents SET status = $2, closed_at = NULL, result_code = NULL,

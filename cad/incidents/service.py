@@ -134,7 +134,8 @@ async def close(
     freed = await dispatch_service.release_incident_units(
         conn, append_event, incident_id, actor, f"incident closed: {result_code}"
     )
-    await repo.close(conn, incident_id, result_code)
+    # The same statement the engine's auto-close uses: one definition of "closed".
+    await dispatch_repo.close_incident(conn, incident_id, result_code)
     if remarks:
         await repo.add_search_text(conn, incident_id, remarks)
     await append_event(

@@ -83,7 +83,8 @@ async def test_restarted_worker_rebuilds_unit_index_from_postgres(settings: Sett
     top = after[0]
     assert top["unit_id"] == far["id"], (far["callsign"], after[:3])
     assert float(top["distance_m"]) < 100  # type: ignore[arg-type]
-    assert not top["stale"]
+    assert top["position_age_s"] is not None
+    assert top["position_age_s"] < settings.stale_position_s
     assert ready["units_indexed"] >= len(units)
     record_figures(
         "index_rebuild",

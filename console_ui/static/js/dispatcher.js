@@ -927,7 +927,7 @@ function recRow(r, i) {
   return `<tr data-unit-id="${r.unit_id}" data-callsign="${esc(r.callsign)}">
     <td><strong>${esc(r.callsign)}</strong></td>
     <td>${esc(r.unit_type)}</td>
-    <td>${esc(r.label || r.status)}${r.stale ? ` <span class="stale" title="position is old">stale position</span>` : ""}</td>
+    <td>${esc(r.label || r.status)}${r.position_age_s != null && r.position_age_s >= 300 ? ` <span class="stale" title="last position report">position ${Math.round(r.position_age_s / 60)} min old</span>` : ""}</td>
     <td>${eta}</td><td>${dist}</td><td>${esc(r.fills || "")}</td>
     <td>${
       divert
