@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Depends, Path, Request
@@ -13,9 +13,7 @@ from fastapi.security import OAuth2PasswordBearer
 from cad.auth.security import Principal, Role, decode_token
 from cad.db.pool import transaction
 from cad.errors import Forbidden, Unauthorized
-
-if TYPE_CHECKING:
-    from cad.state import AppState
+from cad.state import AppState
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
@@ -25,7 +23,7 @@ def get_state(request: Request) -> AppState:
     return state
 
 
-StateDep = Annotated["AppState", Depends(get_state)]
+StateDep = Annotated[AppState, Depends(get_state)]
 
 
 @asynccontextmanager

@@ -19,6 +19,7 @@ from cad.alarms.service import check_timers
 from cad.db.pool import connect, transaction
 from cad.events.relay import run_relay
 from cad.events.writer import Event, append_event
+from cad.state import AppState
 from dispatch.engine import EngineMemory, run_once
 
 log = structlog.get_logger(__name__)
@@ -27,10 +28,7 @@ LEADER_LOCK_KEY = 0x0CAD_1EAD
 
 
 class Leader:
-    def __init__(self, state: object) -> None:
-        from cad.state import AppState
-
-        assert isinstance(state, AppState)
+    def __init__(self, state: AppState) -> None:
         self.state = state
         self.is_leader = False
         self.wake = asyncio.Event()

@@ -9,8 +9,11 @@ import asyncpg
 from redis.asyncio import Redis
 
 from cad.config import Settings
+from cad.events.hub import Hub
+from cad.fleet import FleetSync
 from cad.grading import Grade, IncidentType, Rule
 from cad.markers.catalogue import MarkerCategory
+from cad.ratelimit import RateLimiter
 from dispatch.directory import UnitDirectory
 from dispatch.model import FALLBACK_PLAN, Need
 from gis.areas import AreaSet
@@ -18,10 +21,8 @@ from gis.eta import EtaModel
 from gis.projection import Projector
 
 if TYPE_CHECKING:
-    from cad.events.hub import Hub
-    from cad.fleet import FleetSync
+    # The leader is given this state, so it cannot be imported at run time here.
     from cad.leader import Leader
-    from cad.ratelimit import RateLimiter
 
 
 @dataclass

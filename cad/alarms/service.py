@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import structlog
 
 from cad.alarms import repository as repo
+from cad.state import AppState
+from cad.units.service import recommendations
 from dispatch.engine import Transaction
 from dispatch.service import Emit
 
@@ -16,7 +19,7 @@ log = structlog.get_logger(__name__)
 TIMER_ACTOR = "engine:timers"
 
 
-async def check_timers(transaction: Transaction, emit: Emit, state: Any) -> tuple[int, int]:
+async def check_timers(transaction: Transaction, emit: Emit, state: AppState) -> tuple[int, int]:
     """Raise alarms for conditions that hold and clear the ones that no longer do."""
     catalogue = state.catalogue
     codes = list(catalogue)
@@ -67,10 +70,8 @@ async def check_timers(transaction: Transaction, emit: Emit, state: Any) -> tupl
 
 
 async def _next_unit(
-    conn: Any, state: Any, incident_id: int, silent_unit: int
+    conn: asyncpg.Connection, state: AppState, incident_id: int, silent_unit: int
 ) -> dict[str, Any] | None:
-    from cad.units.service import recommendations
-
     rec = await recommendations(conn, state, incident_id, frozenset({silent_unit}))
     best: dict[str, Any] | None = rec["recommended"][0] if rec["recommended"] else None
     return best
