@@ -85,6 +85,16 @@ async def locate(conn: asyncpg.Connection, state: AppState, location: Location) 
     )
 
 
+def place_text(where: Located) -> str:
+    """The words that find a place, each once: the line (which begins with the resolved
+    label) and what was typed when the line does not already hold it. A word said three
+    times would outrank the incident's own type."""
+    parts = [where.line]
+    if where.address and where.address.casefold() not in where.line.casefold():
+        parts.append(where.address)
+    return " ".join(p for p in parts if p)
+
+
 def located_at_incident(incident: asyncpg.Record) -> Located:
     """A linked call with no location of its own takes its incident's place."""
     return Located(
@@ -386,6 +396,7 @@ async def _new_incident(
         {
             "type_code": type_code,
             "type_name": state.catalogue[type_code].name,
+            "place_text": place_text(where),
             "grade": decision.grade,
             "grade_rule": decision.rule_id,
             "status": "closed" if closes else "pending",

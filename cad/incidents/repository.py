@@ -29,8 +29,7 @@ async def insert_incident_with_call(
                       $10::jsonb, $11::timestamptz, $12::timestamptz, $13::timestamptz,
                       $14::timestamptz, $15::bigint, $16::timestamptz, $17, $23::text,
                       $24::integer, $25, $26::text, $27,
-                      cad_search_doc(r.ref, $28::text, concat_ws(' ', $7::text, $23::text,
-                                     $26::text), $9::text, $20::text)
+                      cad_search_doc(r.ref, $28::text, $29::text, $9::text, $20::text)
                FROM r
                RETURNING *),
            c AS (
@@ -79,6 +78,7 @@ async def insert_incident_with_call(
         v.get("address_line"),
         v.get("postcode"),
         v["type_name"],
+        v["place_text"],
     )
     return row
 
