@@ -94,9 +94,18 @@ def _where(f: Filters, arg: _Args) -> list[str]:
     return w or ["true"]
 
 
-async def max_incident_id(conn: asyncpg.Connection) -> int:
-    value: int | None = await conn.fetchval("SELECT max(id) FROM incidents")
-    return value or 0
+async def begin_search(conn: asyncpg.Connection, text: str) -> tuple[int, bool]:
+    """Plan this transaction's statements for their own values (a word's selectivity
+    varies by orders of magnitude: a generic plan fits none), and read the newest id and
+    whether the text has any searchable word, in one round trip."""
+    row = await conn.fetchrow(
+        """SELECT set_config('plan_cache_mode', 'force_custom_plan', true) AS mode,
+                  (SELECT max(id) FROM incidents) AS newest,
+                  numnode(websearch_to_tsquery('english', $1::text)) AS terms""",
+        text,
+    )
+    assert row is not None
+    return int(row["newest"] or 0), int(row["terms"]) > 0
 
 
 async def page_recent(
@@ -187,12 +196,6 @@ async def results(
         HEADLINE_OPTIONS,
     )
     return rows
-
-
-async def has_terms(conn: asyncpg.Connection, text: str) -> bool:
-    """Whether free text leaves any searchable word (not only stop words like "the")."""
-    n: int = await conn.fetchval("SELECT numnode(websearch_to_tsquery('english', $1::text))", text)
-    return n > 0
 
 
 async def incident_by_ref(conn: asyncpg.Connection, ref: str) -> int | None:

@@ -36,9 +36,6 @@ async def search(
     """Incidents, their calls and remarks: free text (ranked, with highlighted snippets)
     and filters, in stable keyset pages. A reference in any form finds its incident."""
     async with tx(state) as conn:
-        # Text selectivity varies by orders of magnitude between words: plan each query
-        # for its own values rather than a generic plan for all.
-        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         filters = await service.build_filters(
             conn,
             state,

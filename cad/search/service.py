@@ -209,8 +209,11 @@ async def search(
                 "next_cursor": None,
                 "reference": reference,
             }
+    # One round trip: plan settings, the newest id (the first page's pin) and whether the
+    # text leaves any searchable word.
+    newest, terms = await repo.begin_search(conn, q or "")
     if q:
-        if not await repo.has_terms(conn, q):
+        if not terms:
             raise Invalid("q", "no searchable words (only very common words like 'the')")
         f.text = q
     sort = sort or ("relevance" if f.text else "recent")
@@ -224,7 +227,7 @@ async def search(
         max_id = int(c["m"])
     else:
         c = None
-        max_id = await repo.max_incident_id(conn)
+        max_id = newest
     if sort == "relevance":
         after_r = (float(c["r"]), int(c["i"])) if c else None
         page = await repo.page_relevance(
