@@ -7,10 +7,16 @@ postcodes (the gazetteer `cad seed-demo` loads) with a little jitter, their boro
 ward from gis, refs in the real `CAD n/DDMONYY` form numbered per London day, 1-3 calls
 each from a pool of phones in which a few frequent callers recur hundreds of times,
 remarks as `incident.remark` events, units from the seeded fleet on most closed jobs,
-and `search_tsv` computed by the same `cad_search_doc()` intake calls, with linked
-callers' words and remarks appended as intake appends them. Rows go in with COPY into
-staging tables, then INSERT … SELECT; secondary indexes are dropped first and rebuilt
-from their own definitions after (as a restore would), then VACUUM ANALYZE.
+and `search_tsv` computed by the same `cad_search_doc()` intake calls (its place words
+from intake's own `place_text`), with linked callers' words and remarks appended as
+intake appends them. Rows go in with COPY into staging tables, then INSERT … SELECT;
+secondary indexes are dropped first and rebuilt from their own definitions after (as a
+restore would), then VACUUM ANALYZE.
+
+Lookups are measured paced (each of 20 clients one request per 250 ms, the handler
+console's preview debounce) for latency and closed loop for throughput; every lookup
+kind is also EXPLAINed (ANALYZE, BUFFERS) through the API's own service functions, and
+every distinct text query's database time is kept, so a miss names its query and plan.
 
     python -m bench.run --only history [--history-size 50000]
 """
@@ -28,7 +34,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -37,6 +43,7 @@ import numpy as np
 import orjson
 
 from bench.loadgen import encode_request, replay
+from cad.calls.service import place_text
 from loadtests.sources import random_risk
 
 HISTORY = 1_000_000
@@ -410,7 +417,7 @@ CREATE UNLOGGED TABLE bench_stage_incidents (
     created_at timestamptz, target_at timestamptz, first_assigned_at timestamptz,
     first_on_scene_at timestamptz, closed_at timestamptz, result_code text,
     created_by bigint, location_label text, precision_m integer, ward_code text,
-    address_line text, postcode text, first_caller text, said1 text, said2 text,
+    address_line text, postcode text, place text, first_caller text, said1 text, said2 text,
     remark1 text, remark2 text);
 CREATE UNLOGGED TABLE bench_stage_events (
     at timestamptz, type text, incident_id bigint, actor text, data jsonb);
@@ -420,7 +427,7 @@ STAGE_COLS = [
     "address", "area_code", "description", "risk", "call_received_at", "call_answered_at",
     "created_at", "target_at", "first_assigned_at", "first_on_scene_at", "closed_at",
     "result_code", "created_by", "location_label", "precision_m", "ward_code", "address_line",
-    "postcode", "first_caller", "said1", "said2", "remark1", "remark2",
+    "postcode", "place", "first_caller", "said1", "said2", "remark1", "remark2",
 ]  # fmt: skip
 CALL_COLS = [
     "incident_id", "outcome", "caller_name", "caller_phone", "location_source", "lat", "lng",
@@ -444,8 +451,7 @@ SELECT id, ref, type_code, grade, grade_rule, status, lat, lng, address, area_co
        first_assigned_at, first_on_scene_at, closed_at, result_code, created_by,
        coalesce(closed_at, created_at), location_label, precision_m, ward_code, address_line,
        postcode,
-       cad_search_doc(ref, type_name, concat_ws(' ', address, location_label, address_line),
-                      description, first_caller)
+       cad_search_doc(ref, type_name, place, description, first_caller)
        || setweight(to_tsvector('english', coalesce(said1, '')), 'C')
        || setweight(to_tsvector('english', coalesce(said2, '')), 'C')
        || setweight(to_tsvector('english', coalesce(remark1, '')), 'C')
@@ -520,17 +526,16 @@ def _chunk(w: World, ts: np.ndarray, lo: int, id0: int, day_no: dict[date, int],
         g = w.scheme[grade]
         window = g.target_s or g.appointment_s
         target = t + window if window else None
-        if g.closes_on_creation:
-            closed: float | None = t
-            result = "REFERRED"
-        else:
+        closed: float | None = t
+        result: str | None = "REFERRED"
+        if not g.closes_on_creation:
             scale = {"I": 90, "S": 180, "E": 900}.get(grade, 180) * 60
             closed = t + min(rng.lognormvariate(0, 0.8) * scale, 5 * 86400)
             codes = RESULTS.get(code, RESULTS["default"])
             result = rng.choices([c for c, _ in codes], [wt for _, wt in codes])[0]
-        status = "closed"
-        if closed > now or (now - t < OPEN_WINDOW_S and not g.closes_on_creation):
-            status, closed, result = "pending", None, None
+            if closed > now or now - t < OPEN_WINDOW_S:
+                closed = result = None
+        status = "closed" if closed is not None else "pending"
         # Units: most attended grades, some extended ones; none on open ones (the fleet
         # holds one job per unit, and the bench runs with auto-dispatch off).
         first_assigned = first_on_scene = None
@@ -591,7 +596,8 @@ def _chunk(w: World, ts: np.ndarray, lo: int, id0: int, day_no: dict[date, int],
             (iid, ref, code, cat[code].name, grade, rule, status, lat, lng, address, area, desc,
              risk_json, _dt(received), _dt(answered), created_dt,
              _dt(target) if target else None, first_assigned, first_on_scene, closed_dt, result,
-             w.handler_id, label, precision, ward, addr_line, postcode, first_name, said[0],
+             w.handler_id, label, precision, ward, addr_line, postcode,
+             place_text(cast(Any, SimpleNamespace(line=addr_line, address=address))), first_name, said[0],
              said[1], remarks[0], remarks[1])
         )  # fmt: skip
     return stage, calls, assigns
@@ -963,6 +969,29 @@ def measure(port: int, reqs: dict[str, list[bytes]], clients: int, seconds: floa
     return out
 
 
+async def prewarm(db_url: str) -> dict[str, Any]:
+    """Read the record into the OS page cache first, as a server in service has it: this
+    VM reclaims cold page cache (kdamond), so straight after the build most reads would
+    go to disk, and PostgreSQL's shared_buffers here is the default 128 MB."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        t = time.monotonic()
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        blocks = await conn.fetchval(
+            """SELECT sum(pg_prewarm(c.oid, 'read')) FROM pg_class c
+               WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'i', 't')
+                 AND c.relpersistence = 'p'"""
+        )
+        blocks = int(blocks or 0)
+        return {
+            "blocks": blocks,
+            "mb": round(blocks * 8 / 1024),
+            "s": round(time.monotonic() - t, 1),
+        }
+    finally:
+        await conn.close()
+
+
 # -- plans ---------------------------------------------------------------------------------
 
 
@@ -995,6 +1024,15 @@ def _indexes(node: dict[str, Any]) -> set[str]:
     for child in node.get("Plans", []):
         found |= _indexes(child)
     return found
+
+
+def _rows_read(node: dict[str, Any]) -> int:
+    """Rows the scans of incidents produced or threw away: the work a plan did."""
+    n = 0
+    if node.get("Relation Name") == "incidents" and "Scan" in node["Node Type"]:
+        n += int(node.get("Actual Rows", 0)) * int(node.get("Actual Loops", 1))
+        n += int(node.get("Rows Removed by Filter", 0))
+    return n + sum(_rows_read(c) for c in node.get("Plans", []))
 
 
 class Explaining:
@@ -1081,7 +1119,6 @@ async def explain_all(db_url: str, work: dict[str, Any], build_info: dict[str, A
             ex = Explaining(conn)
             near = parse_near(params["near"]) if "near" in params else None
             async with conn.transaction():
-                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
                 f = await search_service.build_filters(
                     ex, state, text=None, created_from=None, created_to=None, grades=None,
                     types=None, status=None, area=None, ward=None, unit=None,
@@ -1093,6 +1130,28 @@ async def explain_all(db_url: str, work: dict[str, Any], build_info: dict[str, A
                 "results": len(answer["results"]),
                 "statements": ex.plans,
             }
+        # Every distinct text query of the workload once: which words cost what.
+        costs = []
+        for q in sorted(set(work["text"])):
+            ex = Explaining(conn)
+            async with conn.transaction():
+                f = await search_service.build_filters(
+                    ex, state, text=None, created_from=None, created_to=None, grades=None,
+                    types=None, status=None, area=None, ward=None, unit=None, phone=None,
+                    postcode=None, near=None,
+                )  # fmt: skip
+                answer = await search_service.search(ex, state, q, f, None, 20, None)
+            page = max(ex.plans, key=lambda p: p["execution_ms"] or 0)
+            costs.append(
+                {
+                    "q": q,
+                    "db_ms": round(sum(p["execution_ms"] or 0 for p in ex.plans), 2),
+                    "results": len(answer["results"]),
+                    "slowest_statement_indexes": page["indexes"],
+                    "slowest_statement_rows_read": _rows_read(page["plan"]),
+                }
+            )
+        out["text_by_query"] = sorted(costs, key=lambda c: -c["db_ms"])
         body = work["preview"][0]
         ex = Explaining(conn)
         lat, lng = body["location"]["lat"], body["location"]["lng"]
@@ -1122,36 +1181,59 @@ async def explain_all(db_url: str, work: dict[str, Any], build_info: dict[str, A
 # -- the figure ------------------------------------------------------------------------------
 
 
+INTAKE_ROUNDS = 3
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median rate, with every round's rate beside it."""
+    ranked = sorted(runs, key=lambda r: r["rate_per_s"])
+    return {**ranked[len(ranked) // 2], "rounds_rate_per_s": [r["rate_per_s"] for r in runs]}
+
+
 def run(
     db_url: str,
+    empty_url: str,
     size: int,
-    start_server: Callable[[], Any],
+    start_server: Callable[[str], Any],
     intake_once: Callable[[Any], dict[str, Any]],
     token: Callable[[str], str],
     seconds: float,
     log: Callable[[str], None],
     clients: int = 20,
 ) -> dict[str, Any]:
-    """Intake on the empty database; the build; then every lookup and intake again, on
-    a fresh server (as after a deployment) over the full record."""
+    """The build (no server on that database meanwhile), every lookup on a fresh server
+    over the full record, then intake against it and against a server on an empty
+    database, alternating: others share this machine, and rounds taken back to back
+    see the same neighbours where one run before and one after the build would not."""
     out: dict[str, Any] = {"size": size, "clients": clients, "seconds": seconds}
-    srv = start_server()
-    try:
-        out["intake_empty"] = intake_once(srv)
-    finally:
-        srv.stop()
-    log(f"history: intake on the empty database {out['intake_empty']}; building {size:,}")
+    log(f"history: building {size:,} incidents")
     out["build"] = asyncio.run(build(db_url, size, log=log))
     log(f"history: built {out['build']['counts']} in {out['build']['build_s']} s")
     work = asyncio.run(workload(db_url, out["build"]))
-    srv = start_server()
+    srv = start_server(db_url)
+    empty = None
     try:
         reqs = requests(work, token(srv.url))
+        out["prewarm"] = asyncio.run(prewarm(db_url))
+        log(f"history: prewarmed {out['prewarm']}")
         out["http"] = measure(srv.port, reqs, clients, seconds, log)
         out["plans"] = asyncio.run(explain_all(db_url, work, out["build"]))
-        out["intake_full"] = intake_once(srv)
-        log(f"history: intake with the history {out['intake_full']}")
+        empty = start_server(empty_url)
+        runs: dict[str, list[dict[str, Any]]] = {"empty": [], "full": []}
+        for i in range(INTAKE_ROUNDS):
+            order = (
+                (("empty", empty), ("full", srv))
+                if i % 2 == 0
+                else (("full", srv), ("empty", empty))
+            )
+            for name, server in order:
+                runs[name].append(intake_once(server))
+                log(f"history: intake round {i + 1}, {name}: {runs[name][-1]}")
+        out["intake_empty"] = _median_run(runs["empty"])
+        out["intake_full"] = _median_run(runs["full"])
     finally:
         srv.stop()
+        if empty is not None:
+            empty.stop()
     out["examples"] = {k: v[:5] for k, v in work.items()}
     return out

@@ -214,15 +214,17 @@ def history_phase(env: dict[str, str], base: str, args: argparse.Namespace) -> d
     database; lookups at 20 clients and intake, each against a same-run baseline."""
     from bench import history
 
-    db = with_db(base, "cad_bench_history")
-    henv = {**env, "CAD_DATABASE_URL": db, "CAD_AUTO_DISPATCH_GRADES": ""}
-    asyncio.run(recreate_db(db))
-    cad(henv, "migrate")
-    cad(henv, "seed-demo")
+    db, empty = with_db(base, "cad_bench_history"), with_db(base, "cad_bench_history_empty")
+    henv = {**env, "CAD_AUTO_DISPATCH_GRADES": ""}
+    for url in (db, empty):
+        asyncio.run(recreate_db(url))
+        cad({**henv, "CAD_DATABASE_URL": url}, "migrate")
+        cad({**henv, "CAD_DATABASE_URL": url}, "seed-demo")
     return history.run(
         db,
+        empty,
         args.history_size,
-        lambda: ours(henv),
+        lambda url: ours({**henv, "CAD_DATABASE_URL": url}),
         lambda srv: intake_one(srv, args),
         token,
         seconds=5.0 if args.quick else 10.0,
@@ -875,7 +877,8 @@ def rows(res: dict[str, Any]) -> list[dict[str, Any]]:
             )
         full, empty = j["intake_full"], j["intake_empty"]
         add(
-            f"(j) intake calls/s with {b['counts']['incidents']:,} incidents on record "
+            f"(j) intake calls/s with {b['counts']['incidents']:,} incidents on record, median "
+            f"of {len(full.get('rounds_rate_per_s', [0]))} rounds alternating with the baseline "
             "(baseline: empty database)",
             full["rate_per_s"],
             empty["rate_per_s"],
@@ -930,11 +933,18 @@ def markdown(res: dict[str, Any], table: list[dict[str, Any]]) -> str:
         lines += ["", "## (j) Query plans with the history (EXPLAIN ANALYZE, BUFFERS)", ""]
         lines += ["| lookup | statement ms (indexes used) |", "|---|---|"]
         for name, p in plans.items():
+            if "statements" not in p:
+                continue
             parts = [
                 f"{s['execution_ms']:.2f} ({', '.join(s['indexes']) or 'no index'})"
                 for s in p["statements"]
             ]
             lines.append(f"| {name} | {'; '.join(parts)} |")
+        slow = plans.get("text_by_query", [])[:8]
+        if slow:
+            lines += ["", "Slowest text queries of the workload, database ms (incident rows read): "
+                      + ", ".join(f"`{c['q']}` {c['db_ms']:g} ({c['slowest_statement_rows_read']:,})"
+                                  for c in slow)]  # fmt: skip
     lines += ["", "Details: latest.json."]
     return "\n".join(lines) + "\n"
 
@@ -1088,7 +1098,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge and (RESULTS / "latest.json").exists():
         earlier = json.loads((RESULTS / "latest.json").read_text())
         rerun = sorted(k for k in res if k != "meta")
-        res["meta"]["merged"] = {"rerun": rerun, "others_from": earlier.get("meta", {})}
+        others = earlier.get("meta", {})
+        # A merge that re-ran only figures re-run now holds nothing of its own: the
+        # others still come from the run it merged into.
+        before = others.get("merged")
+        if before and set(before["rerun"]) <= set(rerun):
+            others = before["others_from"]
+        res["meta"]["merged"] = {"rerun": rerun, "others_from": others}
         res = {**{k: v for k, v in earlier.items() if k not in ("table", "meta")}, **res}
     table = rows(res)
     res["table"] = table

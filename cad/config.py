@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     history_location_days: int = Field(default=90, gt=0)
     history_phone_days: int = Field(default=30, gt=0)
     # Relevance search ranks among this many newest matches (bounded cost per query).
-    search_candidates: int = Field(default=1000, ge=20, le=100_000)
+    search_candidates: int = Field(default=200, ge=20, le=100_000)
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:

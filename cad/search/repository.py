@@ -5,7 +5,7 @@ uses the index its most selective filter has."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -69,9 +69,12 @@ def _where(f: Filters, arg: _Args) -> list[str]:
         w.append(f"i.id IN (SELECT a.incident_id FROM assignments a WHERE a.unit_id = {unit})")  # noqa: S608
     if f.phone is not None:
         phone = arg(f.phone)
+        # The number's incidents as an array, read once from calls_phone_idx: as IN (…)
+        # the planner walked the time index and probed calls per incident (13,767 probes
+        # for a caller with 3,396 calls).
         w.append(
-            "i.id IN (SELECT c.incident_id FROM calls c WHERE c.phone_key <> '' "  # noqa: S608
-            f"AND c.phone_key = cad_phone_key({phone}::text))"
+            "i.id = ANY(ARRAY(SELECT c.incident_id FROM calls c WHERE c.phone_key <> '' "  # noqa: S608
+            f"AND c.phone_key = cad_phone_key({phone}::text) AND c.incident_id IS NOT NULL))"
         )
     if f.postcode is not None:
         w.append(f"i.postcode = {arg(f.postcode)}::text")
@@ -123,13 +126,29 @@ async def page_recent(
         where.append(
             f"(i.created_at, i.id) < ({arg(after[0])}::timestamptz, {arg(after[1])}::bigint)"
         )
+    # Near a point, newest first straight from the GiST index on (point, time): a KNN
+    # order on time from a far future, instead of fetching and sorting every incident of a
+    # busy place's year (7,416 within 200 m of one postcode). Microsecond creation times
+    # make ties (which this order leaves unsorted by id) practically absent.
+    order = (
+        "i.created_at <-> '3000-01-01'::timestamptz"
+        if f.near is not None
+        else "i.created_at DESC, i.id DESC"
+    )
     sql = (
         "SELECT i.id, i.created_at, NULL::float8 AS rank FROM incidents i WHERE "  # noqa: S608
         + " AND ".join(where)
-        + f" ORDER BY i.created_at DESC, i.id DESC LIMIT {arg(limit)}"
+        + f" ORDER BY {order} LIMIT {arg(limit)}"
     )
     rows: list[asyncpg.Record] = await conn.fetch(sql, *arg.values)
     return rows
+
+
+# The newest matches are gathered window by window, newest window first: a common word
+# fills its candidates from the last month by walking the time index, a rare one reaches
+# back further; either way only the rows kept are ranked. (One query over all time made
+# the planner fetch and sort every match of a common pair of words: 17,000 rows.)
+RELEVANCE_WINDOWS = (timedelta(days=30), timedelta(days=365), None)
 
 
 async def page_relevance(
@@ -139,28 +158,39 @@ async def page_relevance(
     candidates: int,
     after: tuple[float, int] | None,
     limit: int,
+    now: datetime,
 ) -> list[asyncpg.Record]:
-    """Best first among the newest `candidates` matches. The candidates are chosen by id
-    alone and ranked after: ranking every match of a common word would cost its count."""
+    """Best first among the newest `candidates` matches (the same set however the
+    windows fall), keyset-paged on (rank, id)."""
     assert f.text is not None
-    arg = _Args()
-    where = _where(f, arg)
-    where.append(f"i.id <= {arg(max_id)}")
-    q = arg(f.text)
-    page = ""
+    found: list[asyncpg.Record] = []
+    upper = f.created_to
+    for span in RELEVANCE_WINDOWS:
+        lower = now - span if span is not None else None
+        if f.created_from is not None and (lower is None or lower < f.created_from):
+            lower = f.created_from
+        if upper is not None and lower is not None and lower >= upper:
+            continue
+        arg = _Args()
+        where = _where(Filters(**{**vars(f), "created_from": None, "created_to": None}), arg)
+        where.append(f"i.id <= {arg(max_id)}")
+        if lower is not None:
+            where.append(f"i.created_at >= {arg(lower)}")
+        if upper is not None:
+            where.append(f"i.created_at < {arg(upper)}")
+        sql = f"""SELECT i.id, i.created_at,
+                         ts_rank_cd(i.search_tsv, {TSQUERY.format(q=arg(f.text))})::float8 AS rank
+                  FROM incidents i WHERE {" AND ".join(where)}
+                  ORDER BY i.created_at DESC, i.id DESC
+                  LIMIT {arg(candidates - len(found))}"""  # noqa: S608
+        found.extend(await conn.fetch(sql, *arg.values))
+        if len(found) >= candidates or lower is None or lower == f.created_from:
+            break
+        upper = lower
+    found.sort(key=lambda r: (-r["rank"], -r["id"]))
     if after is not None:
-        page = f"WHERE (r.rank, r.id) < ({arg(after[0])}::float8, {arg(after[1])}::bigint)"
-    sql = f"""WITH cand AS MATERIALIZED (
-                  SELECT i.id FROM incidents i WHERE {" AND ".join(where)}
-                  ORDER BY i.created_at DESC, i.id DESC LIMIT {arg(candidates)}),
-              r AS (
-                  SELECT i.id, i.created_at,
-                         ts_rank_cd(i.search_tsv, {TSQUERY.format(q=q)})::float8 AS rank
-                  FROM cand JOIN incidents i ON i.id = cand.id)
-              SELECT r.id, r.created_at, r.rank FROM r {page}
-              ORDER BY r.rank DESC, r.id DESC LIMIT {arg(limit)}"""  # noqa: S608
-    rows: list[asyncpg.Record] = await conn.fetch(sql, *arg.values)
-    return rows
+        found = [r for r in found if (r["rank"], r["id"]) < after]
+    return found[:limit]
 
 
 async def results(

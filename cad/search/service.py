@@ -231,7 +231,7 @@ async def search(
     if sort == "relevance":
         after_r = (float(c["r"]), int(c["i"])) if c else None
         page = await repo.page_relevance(
-            conn, f, max_id, state.settings.search_candidates, after_r, limit + 1
+            conn, f, max_id, state.settings.search_candidates, after_r, limit + 1, datetime.now(UTC)
         )
     else:
         after_t = (datetime.fromisoformat(c["c"]), int(c["i"])) if c else None
