@@ -77,3 +77,12 @@ class Projector:
             return np.column_stack((a, b))
 
         return shapely.transform(geom, fn)
+
+
+def nearby_metres(lat: float, lng: float, lat2: float, lng2: float) -> float:
+    """Distance between two close WGS84 points (equirectangular on a sphere): within 0.5%
+    (the sphere is 0.3% narrower east-west than the ellipsoid at London) over a few
+    kilometres and hundreds of times cheaper than projecting each point. For scoring and
+    radius checks (duplicates, history, markers), not for navigation."""
+    k = math.cos(math.radians((lat + lat2) / 2))
+    return 111_195.0 * math.hypot(lat2 - lat, (lng2 - lng) * k)

@@ -24,6 +24,7 @@ from cad.markers import service as markers_service
 from cad.places import service as places
 from cad.search import service as search_service
 from cad.state import AppState
+from gis.projection import nearby_metres
 
 log = structlog.get_logger(__name__)
 
@@ -187,13 +188,6 @@ async def preview(
     return out
 
 
-def _metres_between(lat: float, lng: float, lat2: float, lng2: float) -> float:
-    """Equirectangular distance: within 0.1% at the duplicate radius, and a few hundred
-    times cheaper than projecting each candidate (scoring, not navigation)."""
-    k = math.cos(math.radians((lat + lat2) / 2))
-    return 111_195.0 * math.hypot(lat2 - lat, (lng2 - lng) * k)
-
-
 async def possible_duplicates(
     conn: asyncpg.Connection,
     state: AppState,
@@ -209,7 +203,7 @@ async def possible_duplicates(
     rows = await incidents_repo.nearby_open_incidents(conn, lat, lng, dlat, dlng, since, phone)
     found = []
     for row in rows:
-        distance = _metres_between(lat, lng, row["lat"], row["lng"])
+        distance = nearby_metres(lat, lng, row["lat"], row["lng"])
         age = max(0.0, (now - row["created_at"]).total_seconds())
         same = row["type_code"] == type_code
         score = duplicate_score(

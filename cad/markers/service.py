@@ -17,6 +17,7 @@ from cad.markers.schemas import MarkerIn, MarkerPatch
 from cad.places import repository as places_repo
 from cad.places.codepoint import canonical_postcode
 from cad.state import AppState
+from gis.projection import nearby_metres
 
 MAX_RADIUS_M = 1000.0
 _EDITABLE = ("category", "text", "radius_m", "review_at", "expires_at")
@@ -179,16 +180,8 @@ async def search(
     )
     if near is not None:
         lat, lng, r = near
-        rows = [
-            m for m in rows if metres_between(lat, lng, m["lat"], m["lng"]) <= r + m["radius_m"]
-        ]
+        rows = [m for m in rows if nearby_metres(lat, lng, m["lat"], m["lng"]) <= r + m["radius_m"]]
     return [marker_out(m, state.marker_categories, now) for m in rows]
-
-
-def metres_between(lat: float, lng: float, lat2: float, lng2: float) -> float:
-    """Equirectangular: within 0.1% at a marker's radius; scoring, not navigation."""
-    k = math.cos(math.radians((lat + lat2) / 2))
-    return 111_195.0 * math.hypot(lat2 - lat, (lng2 - lng) * k)
 
 
 def _box(lat: float, metres: float) -> tuple[float, float]:
@@ -222,7 +215,7 @@ async def matching(
         elif m["postcode"] is not None:
             how = "postcode" if m["postcode"] == postcode else None
         elif lat is not None and lng is not None:
-            d = metres_between(lat, lng, m["lat"], m["lng"])
+            d = nearby_metres(lat, lng, m["lat"], m["lng"])
             how = "location" if d <= m["radius_m"] else None
         if how is not None:
             found.append(marker_out(m, state.marker_categories, now, match=how))

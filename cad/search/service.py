@@ -18,6 +18,7 @@ from cad.search.repository import Filters
 from cad.search.schemas import decode_cursor, encode_cursor, parse_reference
 from cad.state import AppState
 from gis.areas import Area, AreaSet
+from gis.projection import nearby_metres
 
 LONDON = ZoneInfo("Europe/London")
 STATUSES = ("pending", "dispatched", "on_scene", "closed")
@@ -269,11 +270,6 @@ def _type_name(state: AppState, code: str | None) -> str:
     return itype.name if itype else (code or "call")
 
 
-def _metres(lat: float, lng: float, lat2: float, lng2: float) -> float:
-    k = math.cos(math.radians((lat + lat2) / 2))
-    return 111_195.0 * math.hypot(lat2 - lat, (lng2 - lng) * k)
-
-
 async def location_history(
     conn: asyncpg.Connection,
     state: AppState,
@@ -290,7 +286,7 @@ async def location_history(
     rows = await repo.incidents_near(conn, lat, lng, dlat, dlng, since, until, exclude_id)
     near = []
     for r in rows:
-        d = _metres(lat, lng, r["lat"], r["lng"])
+        d = nearby_metres(lat, lng, r["lat"], r["lng"])
         if d <= radius:
             near.append((r, d))
     items = [

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from gis.projection import Projector, validate_lat_lng
+from gis.projection import Projector, nearby_metres, validate_lat_lng
 
 TRAFALGAR = (51.508, -0.128)
 
@@ -53,3 +53,16 @@ def test_validate_rejects(lat: float, lng: float) -> None:
 def test_validate_accepts_edges() -> None:
     validate_lat_lng(90, 180)
     validate_lat_lng(-90, -180)
+
+
+def test_nearby_metres_agrees_with_the_national_grid_within_half_a_percent() -> None:
+    bng = Projector(27700)
+    lat, lng = 51.5033, -0.1195
+    for north, east in ((40.0, 0.0), (0.0, 50.0), (300.0, -400.0), (1500.0, 1500.0)):
+        lat2 = lat + north / 111_200
+        lng2 = lng + east / (111_200 * 0.6225)
+        x1, y1 = bng.to_metres(lat, lng)
+        x2, y2 = bng.to_metres(lat2, lng2)
+        exact = ((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5
+        # The sphere is 0.3% narrower east-west than the ellipsoid at London.
+        assert abs(nearby_metres(lat, lng, lat2, lng2) - exact) <= 0.005 * exact
