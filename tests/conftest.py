@@ -238,26 +238,29 @@ async def start_api(settings: Settings, background: bool) -> tuple[Any, Any, htt
     return app, lifespan, client
 
 
-@pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[Api]:
-    """The API without the leader: no auto-dispatch, relay or timers unless a test runs them."""
-    app, lifespan, client = await start_api(settings, background=False)
+@asynccontextmanager
+async def running_api(settings: Settings, background: bool = False) -> AsyncIterator[Api]:
+    """An in-process app with these settings, for as long as the block runs."""
+    app, lifespan, client = await start_api(settings, background)
     try:
         yield Api(app, client, settings, {})
     finally:
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    """The API without the leader: no auto-dispatch, relay or timers unless a test runs them."""
+    async with running_api(settings) as running:
+        yield running
 
 
 @pytest.fixture
 async def live_api(settings: Settings) -> AsyncIterator[Api]:
     """The API with everything running: leader, relay, auto-dispatch, timers."""
-    app, lifespan, client = await start_api(settings, background=True)
-    try:
-        yield Api(app, client, settings, {})
-    finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
+    async with running_api(settings, background=True) as running:
+        yield running
 
 
 @dataclass

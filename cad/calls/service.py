@@ -17,7 +17,14 @@ import structlog
 from cad.calls.schemas import CallIn, GradePreviewIn, Location
 from cad.errors import Conflict, Invalid
 from cad.events.writer import append_event
-from cad.grading import GradeDecision, duplicate_score, grade_call, related_types, target_at
+from cad.grading import (
+    GradeDecision,
+    IncidentType,
+    duplicate_score,
+    grade_call,
+    related_types,
+    target_at,
+)
 from cad.incidents import repository as incidents_repo
 from cad.incidents.service import get_or_404, incident_out, local_day, ref_suffix
 from cad.markers import service as markers_service
@@ -112,17 +119,23 @@ def located_at_incident(incident: asyncpg.Record) -> Located:
     )
 
 
+def known_type(state: AppState, type_code: str) -> IncidentType:
+    """The catalogue's incident type, or the 422 naming the field."""
+    itype = state.catalogue.get(type_code)
+    if itype is None:
+        raise Invalid(
+            "incident_type", f"unknown incident type {type_code!r}; see GET /api/incident-types"
+        )
+    return itype
+
+
 def decide_grade(
     state: AppState,
     type_code: str,
     risk: dict[str, Any],
     markers: list[dict[str, Any]] | None = None,
 ) -> GradeDecision:
-    itype = state.catalogue.get(type_code)
-    if itype is None:
-        raise Invalid(
-            "incident_type", f"unknown incident type {type_code!r}; see GET /api/incident-types"
-        )
+    itype = known_type(state, type_code)
     named = {m["category"]: m["category_name"] for m in markers or []}
     return grade_call(itype, risk, state.rules, state.scheme, named)
 
@@ -132,8 +145,8 @@ async def preview(
 ) -> dict[str, Any]:
     """The grade a call would get, with what the handler should see before submitting:
     likely duplicates, the place's and the caller's history, and warning markers."""
-    if body.incident_type is not None and body.incident_type not in state.catalogue:
-        decide_grade(state, body.incident_type, {})  # the 422 naming the field
+    if body.incident_type is not None:
+        known_type(state, body.incident_type)
     phone = body.caller.phone if body.caller is not None else ""
     where = await locate(conn, state, body.location) if body.location is not None else None
     markers = await markers_service.matching(
@@ -265,8 +278,7 @@ async def record_call(
     else:
         assert linked is not None  # the schema asks for a location without link_to
         where = located_at_incident(linked)
-    if body.incident_type not in state.catalogue:
-        decide_grade(state, body.incident_type, {})  # the 422 naming the field
+    known_type(state, body.incident_type)
     markers = await markers_service.matching(
         conn,
         state,

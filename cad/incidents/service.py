@@ -72,7 +72,7 @@ async def detail(conn: asyncpg.Connection, state: AppState, incident_id: int) ->
     ]
     out["timeline"] = [e.to_dict() for e in await events_repo.incident_events(conn, incident_id)]
     out["markers"] = markers_service.from_timeline(out["timeline"])
-    out["history"] = await search_service.incident_history(conn, state, row)
+    out["history"] = await search_service.incident_history(conn, state, row, out["calls"])
     return out
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from cad.db.sql import Params
+
 COLS = """m.id, m.category, m.text, m.lat, m.lng, m.radius_m, m.postcode, m.phone,
           m.phone_key, m.author, m.created_at, m.updated_at, m.updated_by, m.review_at,
           m.expires_at"""
@@ -119,11 +121,7 @@ async def search(
 ) -> list[asyncpg.Record]:
     """Markers by anchor or category, newest first (the supervisors' list)."""
     where = ["true"]
-    args: list[Any] = []
-
-    def arg(v: Any) -> str:
-        args.append(v)
-        return f"${len(args)}"
+    arg = Params()
 
     if category is not None:
         where.append(f"m.category = {arg(category)}")
@@ -142,7 +140,7 @@ async def search(
     rows: list[asyncpg.Record] = await conn.fetch(
         f"SELECT {COLS} FROM markers m WHERE {' AND '.join(where)} "  # noqa: S608
         f"ORDER BY m.id DESC LIMIT {arg(limit)}",
-        *args,
+        *arg.values,
     )
     return rows
 

@@ -242,19 +242,21 @@ async def record_on_incident(
         )
 
 
-async def for_incident(conn: asyncpg.Connection, incident_id: int) -> list[dict[str, Any]]:
-    """Every marker recorded on an incident, each as last recorded; most severe first."""
+def latest_recorded(snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every marker in a run of incident.markers data, each as last recorded; most
+    severe first."""
     latest: dict[int, dict[str, Any]] = {}
-    for data in await repo.snapshots_for_incident(conn, incident_id):
+    for data in snapshots:
         for m in data.get("markers", []):
             latest[m["id"]] = m
     return sorted(latest.values(), key=_severity_key)
 
 
+async def for_incident(conn: asyncpg.Connection, incident_id: int) -> list[dict[str, Any]]:
+    """Every marker recorded on an incident, as last recorded."""
+    return latest_recorded(await repo.snapshots_for_incident(conn, incident_id))
+
+
 def from_timeline(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    latest: dict[int, dict[str, Any]] = {}
-    for e in timeline:
-        if e["type"] == "incident.markers":
-            for m in e["data"].get("markers", []):
-                latest[m["id"]] = m
-    return sorted(latest.values(), key=_severity_key)
+    """The same, from a timeline already read."""
+    return latest_recorded([e["data"] for e in timeline if e["type"] == "incident.markers"])

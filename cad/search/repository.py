@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
+
+from cad.db.sql import Params
 
 TSQUERY = "websearch_to_tsquery('english', {q}::text)"
 HEADLINE_OPTIONS = (
@@ -35,16 +36,7 @@ class Filters:
     near: tuple[float, float, float, float, float, float] | None = None
 
 
-class _Args:
-    def __init__(self) -> None:
-        self.values: list[Any] = []
-
-    def __call__(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}"
-
-
-def _where(f: Filters, arg: _Args) -> list[str]:
+def _where(f: Filters, arg: Params) -> list[str]:
     w: list[str] = []
     if f.text is not None:
         w.append(f"i.search_tsv @@ {TSQUERY.format(q=arg(f.text))}")
@@ -119,7 +111,7 @@ async def page_recent(
     limit: int,
 ) -> list[asyncpg.Record]:
     """Newest first over every match, keyset-paged on (created_at, id)."""
-    arg = _Args()
+    arg = Params()
     where = _where(f, arg)
     where.append(f"i.id <= {arg(max_id)}")
     if after is not None:
@@ -171,7 +163,7 @@ async def page_relevance(
             lower = f.created_from
         if upper is not None and lower is not None and lower >= upper:
             continue
-        arg = _Args()
+        arg = Params()
         where = _where(Filters(**{**vars(f), "created_from": None, "created_to": None}), arg)
         where.append(f"i.id <= {arg(max_id)}")
         if lower is not None:

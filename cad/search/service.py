@@ -406,13 +406,27 @@ async def history(
 
 
 async def incident_history(
-    conn: asyncpg.Connection, state: AppState, incident: asyncpg.Record | dict[str, Any]
+    conn: asyncpg.Connection,
+    state: AppState,
+    incident: asyncpg.Record | dict[str, Any],
+    calls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """History as it stood when the incident was created (the incident itself left out)."""
+    """History as it stood when the incident was created (the incident itself left out).
+    ``calls``: the incident's calls when the caller has read them already."""
     created = incident["created_at"]
     if isinstance(created, str):
         created = datetime.fromisoformat(created)
-    phone = await repo.first_caller_phone(conn, incident["id"])
+    if calls is None:
+        phone = await repo.first_caller_phone(conn, incident["id"])
+    else:
+        phone = next(
+            (
+                c["caller_phone"]
+                for c in calls
+                if any(ch.isdigit() for ch in c["caller_phone"] or "")
+            ),
+            None,
+        )
     return await history(
         conn,
         state,

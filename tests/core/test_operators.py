@@ -15,13 +15,13 @@ from cad.app import create_app
 from cad.config import Settings
 from cad.events.hub import Hub
 from cad.observability import configure_logging
-from tests.conftest import make_settings, start_api
+from tests.conftest import make_settings, running_api
 
 
 async def test_metrics_token_guards_metrics_when_set(db_url: str, redis_prefix: str) -> None:
     settings: Settings = make_settings(db_url, redis_prefix, metrics_token="scrape-token-0123")
-    app, lifespan, client = await start_api(settings, background=False)
-    try:
+    async with running_api(settings) as api:
+        client = api.client
         assert (await client.get("/metrics")).status_code == 401
         wrong = {"Authorization": "Bearer not-the-token"}
         assert (await client.get("/metrics", headers=wrong)).status_code == 401
@@ -31,18 +31,11 @@ async def test_metrics_token_guards_metrics_when_set(db_url: str, redis_prefix: 
         assert "cad_" in r.text or "python_" in r.text
         # Liveness stays open: an orchestrator's probe carries no token.
         assert (await client.get("/healthz")).status_code == 200
-    finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
 
 
 async def test_metrics_open_without_a_token(db_url: str, redis_prefix: str) -> None:
-    app, lifespan, client = await start_api(make_settings(db_url, redis_prefix), background=False)
-    try:
-        assert (await client.get("/metrics")).status_code == 200
-    finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
+    async with running_api(make_settings(db_url, redis_prefix)) as api:
+        assert (await api.client.get("/metrics")).status_code == 200
 
 
 class _Stream(io.StringIO):
@@ -107,25 +100,17 @@ async def test_one_answer_for_which_grades_auto_dispatch(
     """/api/grades, the grade preview and the engine's list read the same rule: the
     deployment's CAD_AUTO_DISPATCH_GRADES if set, else the grade scheme."""
     settings = make_settings(db_url, redis_prefix, auto_dispatch_grades=setting)
-    app, lifespan, client = await start_api(settings, background=False)
-    try:
-        token = (
-            await client.post(
-                "/api/auth/token", data={"username": "handler", "password": "handler-999"}
-            )
-        ).json()["access_token"]
-        h = {"Authorization": f"Bearer {token}"}
+    async with running_api(settings) as api:
         grades = {
             g["code"]: g["auto_dispatch"]
-            for g in (await client.get("/api/grades", headers=h)).json()
+            for g in (await api.as_("handler", "GET", "/api/grades")).json()
         }
         preview = (
-            await client.post("/api/calls/grade-preview", json={"incident_type": "ASB"}, headers=h)
+            await api.as_(
+                "handler", "POST", "/api/calls/grade-preview", json={"incident_type": "ASB"}
+            )
         ).json()
         assert preview["grade"] == "S"
         assert grades["S"] is preview["auto_dispatch"] is s_auto
         assert grades["I"] is True and grades["E"] is False
-        assert app.state.cad.auto_grades() == (["I", "S"] if s_auto else ["I"])
-    finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
+        assert api.state.auto_grades() == (["I", "S"] if s_auto else ["I"])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gis.areas import AreaSet
-from tests.conftest import Api, make_settings, start_api
+from tests.conftest import Api, make_settings, running_api
 from tests.intake._support import offset
 from tests.retrieval._support import (
     CAMDEN,
@@ -303,13 +303,8 @@ async def test_reference_in_any_form_finds_the_incident_first(api: Api) -> None:
 async def narrow_api(db_url: str, redis_prefix: str) -> AsyncIterator[Api]:
     """Relevance ranks among only the 20 newest matches (the smallest setting), so a
     page walk shows whether new matches push old ones out of the window mid-walk."""
-    settings = make_settings(db_url, redis_prefix, search_candidates=20)
-    app, lifespan, client = await start_api(settings, background=False)
-    try:
-        yield Api(app, client, settings, {})
-    finally:
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
+    async with running_api(make_settings(db_url, redis_prefix, search_candidates=20)) as running:
+        yield running
 
 
 async def test_pages_are_stable_while_new_incidents_arrive(narrow_api: Api) -> None:
