@@ -32,7 +32,7 @@ from cad.events.router import router as events_router
 from cad.fleet import FleetSync
 from cad.grading import load_catalogue, load_rules, load_scheme
 from cad.health.router import router as health_router
-from cad.http import JSON
+from cad.http import API_ERRORS, JSON
 from cad.incidents.router import router as incidents_router
 from cad.leader import Leader
 from cad.markers.catalogue import load_categories
@@ -109,8 +109,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         default_response_class=JSON,
     )
     _install_error_handlers(app)
+    app.include_router(health_router)
     for router in (
-        health_router,
         auth_router,
         catalogue_router,
         calls_router,
@@ -123,7 +123,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         search_router,
         markers_router,
     ):
-        app.include_router(router)
+        app.include_router(router, responses=API_ERRORS)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

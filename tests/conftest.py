@@ -32,6 +32,7 @@ from cad.db.pool import connect, transaction
 from cad.places.service import ensure_gazetteer, load_places
 from cad.seed import DEMO_USERS, seed_demo
 from gis.areas import AreaSet
+from tests import contract
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -233,7 +234,10 @@ async def start_api(settings: Settings, background: bool) -> tuple[Any, Any, htt
     lifespan = app.router.lifespan_context(app)
     await lifespan.__aenter__()
     client = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test", timeout=30
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://test",
+        timeout=30,
+        event_hooks=contract.hooks(app),
     )
     return app, lifespan, client
 

@@ -9,18 +9,26 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cad.deps import StateDep
 from cad.errors import Unauthorized
-from cad.http import JSON
+from cad.health.schemas import LiveOut, ReadyOut
+from cad.http import API_ERRORS, JSON, returns
 
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/healthz", response_class=JSON)
+@router.get("/healthz", response_class=JSON, responses=returns(LiveOut))
 async def healthz() -> Any:
     """Liveness: the process answers."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_class=JSON)
+@router.get(
+    "/readyz",
+    response_class=JSON,
+    responses={
+        **returns(ReadyOut),
+        503: {"model": ReadyOut, "description": "PostgreSQL or Redis is down"},
+    },
+)
 async def readyz(state: StateDep) -> Any:
     """Readiness: PostgreSQL and Redis both answer; 503 names the one that does not."""
     checks: dict[str, str] = {}
@@ -48,7 +56,15 @@ async def readyz(state: StateDep) -> Any:
     return JSON(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"},
+        401: API_ERRORS[401],
+        422: API_ERRORS[422],
+    },
+)
 async def metrics(
     state: StateDep, authorization: Annotated[str | None, Header()] = None
 ) -> Response:
