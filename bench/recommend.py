@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 
+from cad.grading import grade_order, load_scheme
 from cad.seed import UNIT_TYPES
 from dispatch.directory import UnitDirectory
 from dispatch.model import Need, UnitState
@@ -80,7 +81,7 @@ def _stats(samples_us: list[float]) -> dict[str, Any]:
 def bench_ours(
     units: list[UnitState], queries: list[tuple[float, float, list[Need]]]
 ) -> dict[str, Any]:
-    directory = UnitDirectory(Projector())
+    directory = UnitDirectory(Projector(), grade_order(load_scheme()))
     directory.load(units)
     eta = KolesarEta()
     now = datetime.now(UTC)
@@ -228,7 +229,7 @@ async def bench_postgis(
 
 def agreement(units: list[UnitState], queries: list[tuple[float, float, list[Need]]]) -> float:
     """Share of queries where ours and brute force choose the same units (sanity check)."""
-    directory = UnitDirectory(Projector())
+    directory = UnitDirectory(Projector(), grade_order(load_scheme()))
     directory.load(units)
     eta = KolesarEta()
     now = datetime.now(UTC)

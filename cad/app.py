@@ -30,7 +30,7 @@ from cad.errors import CADError, Invalid
 from cad.events.hub import Hub
 from cad.events.router import router as events_router
 from cad.fleet import FleetSync
-from cad.grading import load_catalogue, load_rules, load_scheme
+from cad.grading import grade_order, load_catalogue, load_rules, load_scheme
 from cad.health.router import router as health_router
 from cad.http import API_ERRORS, JSON
 from cad.incidents.router import router as incidents_router
@@ -156,6 +156,7 @@ async def _build_state(settings: Settings, pool: asyncpg.Pool, redis: Redis) -> 
     # reads the events of its predecessor left in Redis.
     stream_prefix = f"{settings.redis_prefix}:{deployment[:8]}"
     catalogue = load_catalogue()
+    scheme = load_scheme()
     state = AppState(
         settings=settings,
         pool=pool,
@@ -164,10 +165,10 @@ async def _build_state(settings: Settings, pool: asyncpg.Pool, redis: Redis) -> 
         areas=areas,
         wards=wards,
         catalogue=catalogue,
-        scheme=load_scheme(),
+        scheme=scheme,
         rules=load_rules(),
         eta=KolesarEta(),
-        directory=UnitDirectory(projector),
+        directory=UnitDirectory(projector, grade_order(scheme)),
         plans=plans_from_catalogue(catalogue),
         marker_categories=load_categories(),
         stream_prefix=stream_prefix,

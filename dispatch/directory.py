@@ -15,15 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from dispatch.model import UnitState
+from dispatch.model import GradeOrder, UnitState
 from dispatch.status import ON_JOB, UnitStatus
 from gis.projection import Projector
 from gis.spatial import UnitIndex
 
 
 class UnitDirectory:
-    def __init__(self, projector: Projector) -> None:
+    def __init__(self, projector: Projector, grades: GradeOrder) -> None:
         self.projector = projector
+        self.grades = grades
         self.units: dict[int, UnitState] = {}
         self.available: dict[str, UnitIndex] = {}
         self.busy: dict[str, UnitIndex] = {}
@@ -31,7 +32,7 @@ class UnitDirectory:
         # Counts units becoming available: an incident that could not be served has no
         # better chance until this moves, so the engine need not plan it again.
         self.available_epoch = 0
-        # Counts units taking lower-grade work: new candidates for an I-grade divert.
+        # Counts units taking lower-grade work: new candidates for a most-urgent divert.
         self.divertable_epoch = 0
 
     def __len__(self) -> int:
@@ -126,7 +127,10 @@ class UnitDirectory:
         self._unindex(unit)
         if status is UnitStatus.AVAILABLE and unit.status is not UnitStatus.AVAILABLE:
             self.available_epoch += 1
-        if status in (UnitStatus.DISPATCHED, UnitStatus.EN_ROUTE) and incident_grade != "I":
+        if (
+            status in (UnitStatus.DISPATCHED, UnitStatus.EN_ROUTE)
+            and incident_grade != self.grades.most_urgent
+        ):
             self.divertable_epoch += 1
         unit.status = status
         unit.incident_id = incident_id if status in ON_JOB else None

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import structlog
@@ -107,7 +108,7 @@ def plan_actions(
         for cand in rec.recommended:
             taken.add(cand.unit_id)
             actions.append(Action(item.incident_id, cand.unit_id, cand.eta_s, item.grade))
-        if item.grade != "I":
+        if item.grade != directory.grades.most_urgent:
             continue
         # Immediate grade: a unit heading to lower-grade work may be worth taking.
         x, y = directory.projector.to_metres(item.lat, item.lng)
@@ -154,6 +155,34 @@ class EngineMemory:
     planned_at: datetime | None = None
     short: frozenset[tuple[int, tuple[Need, ...]]] = frozenset()
 
+    def worth_planning(
+        self, queue: list[QueueItem], directory: UnitDirectory, now: datetime
+    ) -> list[QueueItem]:
+        """The queue minus incidents the last pass left short with these same needs, while
+        no unit has become available since (for I grades, nor become divertable)."""
+        fresh = self.planned_at is not None and (
+            (now - self.planned_at).total_seconds() < self.refresh_s
+        )
+        if not fresh:
+            self.planned_at = now
+        same_available = fresh and self.epoch == directory.available_epoch
+        same_divertable = self.divertable_epoch == directory.divertable_epoch
+        self.epoch = directory.available_epoch
+        self.divertable_epoch = directory.divertable_epoch
+        return [
+            item
+            for item in queue
+            if not same_available
+            or (item.grade == directory.grades.most_urgent and not same_divertable)
+            or (item.incident_id, item.needs) not in self.short
+        ]
+
+    def remember_short(self, queue: list[QueueItem], actions: list[Action]) -> None:
+        served = {a.incident_id for a in actions}
+        self.short = frozenset(
+            (item.incident_id, item.needs) for item in queue if item.incident_id not in served
+        )
+
 
 async def run_once(
     transaction: Transaction,
@@ -175,32 +204,8 @@ async def run_once(
     taken lower-grade work, which makes it a candidate for a divert)."""
     async with transaction() as conn:
         rows = await repo.pending_queue(conn, list(grades))
-    queue: list[QueueItem] = []
-    for row in rows:
-        plan = plans.get(row["type_code"]) or list(FALLBACK_PLAN)
-        caps = [directory.units[u].capabilities for u in row["unit_ids"] if u in directory.units]
-        needs = remaining_needs(plan, caps)
-        if needs:
-            queue.append(QueueItem(row["id"], row["grade"], row["lat"], row["lng"], tuple(needs)))
-    if memory is not None:
-        fresh = memory.planned_at is not None and (
-            (now - memory.planned_at).total_seconds() < memory.refresh_s
-        )
-        if not fresh:
-            memory.planned_at = now
-        same_available = fresh and memory.epoch == directory.available_epoch
-        same_divertable = memory.divertable_epoch == directory.divertable_epoch
-        planned = [
-            item
-            for item in queue
-            if not same_available
-            or (item.grade == "I" and not same_divertable)
-            or (item.incident_id, item.needs) not in memory.short
-        ]
-        memory.epoch = directory.available_epoch
-        memory.divertable_epoch = directory.divertable_epoch
-    else:
-        planned = queue
+    queue = _still_short(rows, directory, plans)
+    planned = queue if memory is None else memory.worth_planning(queue, directory, now)
     actions = plan_actions(
         planned,
         directory,
@@ -210,42 +215,56 @@ async def run_once(
         divert_min_saving_s=divert_min_saving_s,
     )
     if memory is not None:
-        served = {a.incident_id for a in actions}
-        memory.short = frozenset(
-            (item.incident_id, item.needs) for item in queue if item.incident_id not in served
-        )
-    done: list[Action] = []
-    for action in actions:
-        try:
-            async with transaction() as conn:
-                divert_assignment = None
-                if action.divert_from_incident is not None:
-                    held = await repo.open_assignment_for_unit(conn, action.unit_id)
-                    if held is None or held["incident_id"] != action.divert_from_incident:
-                        continue
-                    divert_assignment = held["id"]
-                await assign_unit(
-                    conn,
-                    emit,
-                    action.incident_id,
-                    action.unit_id,
-                    ENGINE_ACTOR,
-                    auto=True,
-                    divert_from_assignment=divert_assignment,
-                )
-            done.append(action)
-            # Seen at once by this worker's picture; other workers learn it from the event.
-            directory.apply_status(
-                action.unit_id, UnitStatus.DISPATCHED, action.incident_id, action.grade
+        memory.remember_short(queue, actions)
+    return [a for a in actions if await _commit(transaction, emit, directory, a)]
+
+
+def _still_short(
+    rows: Sequence[Mapping[str, Any]], directory: UnitDirectory, plans: Mapping[str, Sequence[Need]]
+) -> list[QueueItem]:
+    """Pending incidents whose response plan the units already sent do not yet fill."""
+    queue: list[QueueItem] = []
+    for row in rows:
+        plan = plans.get(row["type_code"]) or list(FALLBACK_PLAN)
+        caps = [directory.units[u].capabilities for u in row["unit_ids"] if u in directory.units]
+        needs = remaining_needs(plan, caps)
+        if needs:
+            queue.append(QueueItem(row["id"], row["grade"], row["lat"], row["lng"], tuple(needs)))
+    return queue
+
+
+async def _commit(
+    transaction: Transaction, emit: Emit, directory: UnitDirectory, action: Action
+) -> bool:
+    """Make one planned assignment in its own transaction; False if the world moved on."""
+    try:
+        async with transaction() as conn:
+            divert_assignment = None
+            if action.divert_from_incident is not None:
+                held = await repo.open_assignment_for_unit(conn, action.unit_id)
+                if held is None or held["incident_id"] != action.divert_from_incident:
+                    return False  # the unit left that job since the plan was made
+                divert_assignment = held["id"]
+            await assign_unit(
+                conn,
+                emit,
+                action.incident_id,
+                action.unit_id,
+                ENGINE_ACTOR,
+                auto=True,
+                divert_from_assignment=divert_assignment,
             )
-            log.info(
-                "engine.assigned",
-                incident_id=action.incident_id,
-                unit_id=action.unit_id,
-                eta_s=action.eta_s,
-                diverted_from=action.divert_from_incident,
-            )
-        except DispatchError as exc:
-            # Someone else took the unit first: the next pass plans again from fresh state.
-            log.info("engine.skipped", incident_id=action.incident_id, reason=exc.detail)
-    return done
+    except DispatchError as exc:
+        # Someone else took the unit first: the next pass plans again from fresh state.
+        log.info("engine.skipped", incident_id=action.incident_id, reason=exc.detail)
+        return False
+    # Seen at once by this worker's picture; other workers learn it from the event.
+    directory.apply_status(action.unit_id, UnitStatus.DISPATCHED, action.incident_id, action.grade)
+    log.info(
+        "engine.assigned",
+        incident_id=action.incident_id,
+        unit_id=action.unit_id,
+        eta_s=action.eta_s,
+        diverted_from=action.divert_from_incident,
+    )
+    return True

@@ -36,6 +36,36 @@ FALLBACK_PLAN: tuple[Need, ...] = (Need("response", 1),)
 
 
 @dataclass(frozen=True, slots=True)
+class GradeOrder:
+    """Grades from most to least urgent. The grade scheme (cad/grading/grade_scheme.json)
+    is the one source; dispatch is told it rather than knowing the codes. Only the most
+    urgent grade may take a unit from another job."""
+
+    codes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.codes or len(set(self.codes)) != len(self.codes):
+            raise ValueError(f"grade order needs distinct codes, got {self.codes!r}")
+
+    @property
+    def most_urgent(self) -> str:
+        return self.codes[0]
+
+    def rank(self, code: str | None) -> int:
+        """1 for the most urgent. A job with no grade recorded counts as the least urgent
+        grade; a code the scheme does not know ranks after every grade."""
+        if code is None:
+            return len(self.codes)
+        try:
+            return self.codes.index(code) + 1
+        except ValueError:
+            return len(self.codes) + 1
+
+    def outranks(self, grade: str, other: str | None) -> bool:
+        return self.rank(grade) < self.rank(other)
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     unit_id: int
     callsign: str

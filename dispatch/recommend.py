@@ -10,7 +10,7 @@ force ranking (tested).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from dispatch.directory import UnitDirectory
@@ -18,8 +18,6 @@ from dispatch.model import Candidate, Need, Recommendation, UnitState
 from dispatch.status import UnitStatus
 from gis.eta import EtaModel
 from gis.spatial import UnitIndex
-
-GRADE_PRIORITY: Mapping[str, int] = {"I": 1, "S": 2, "E": 3, "R": 4}
 
 
 def _age_s(unit: UnitState, now: datetime) -> int | None:
@@ -96,7 +94,7 @@ def recommend(
     eta: EtaModel,
     now: datetime,
     *,
-    grade: str = "I",
+    grade: str | None = None,
     stale_after_s: int = 1800,
     alternatives: int = 3,
     exclude: frozenset[int] = frozenset(),
@@ -108,6 +106,8 @@ def recommend(
     ``explain=False`` (the engine) states a shortfall without counting why, which would
     cost a pass over the whole fleet for every short incident."""
     x, y = directory.projector.to_metres(lat, lng)
+    # Without a grade, as for the most urgent: every unit it could take is shown.
+    grade = grade or directory.grades.most_urgent
     needs = [n for n in needs if n.count > 0]
     result = Recommendation(needs=list(needs))
     chosen: set[int] = set(exclude)
@@ -177,12 +177,11 @@ def busy_candidates(
     index = directory.busy.get(need.capability)
     if index is None:
         return []
-    mine = GRADE_PRIORITY.get(grade, 9)
+    grades = directory.grades
     out: list[Candidate] = []
     for eta_s, distance, unit_id in ranked(index, directory, x, y, k + 5, eta, now, stale_after_s):
         unit = directory.units[unit_id]
-        theirs = GRADE_PRIORITY.get(unit.incident_grade or "R", 9)
-        if unit.status is not UnitStatus.ON_SCENE and theirs > mine:
+        if unit.status is not UnitStatus.ON_SCENE and grades.outranks(grade, unit.incident_grade):
             label = f"divert from grade {unit.incident_grade} job"
             out.append(
                 _candidate(unit, eta_s, distance, need.capability, label, now, unit.incident_id)

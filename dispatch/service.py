@@ -208,16 +208,7 @@ async def set_unit_status(
     ``incident_id``, when given, must name the job the unit holds: a late "on scene" for an
     old job must not land on the new one.
     """
-    current_assignment = await repo.open_assignment_for_unit(conn, unit_id)
-    if current_assignment is not None:
-        # Lock order everywhere: incident, then unit.
-        await repo.lock_incident(conn, current_assignment["incident_id"])
-    unit = await repo.lock_unit(conn, unit_id)
-    if unit is None:
-        raise UnitNotFound(f"unit {unit_id} not found")
-    assignment = await repo.open_assignment_for_unit(conn, unit_id)
-    if (assignment or {}).get("id") != (current_assignment or {}).get("id"):
-        raise UnitUnavailable("unit's job changed while updating; try again")
+    unit, assignment = await _lock_unit_and_job(conn, unit_id)
     current = UnitStatus(unit["status"])
     if incident_id is not None and (assignment is None or assignment["incident_id"] != incident_id):
         raise TransitionRefused(
@@ -230,38 +221,14 @@ async def set_unit_status(
     except IllegalTransition as exc:
         raise TransitionRefused(str(exc), allowed=exc.allowed, current=current.value) from exc
     at = await repo.set_unit_status(conn, unit_id, wanted)
-    data: dict[str, Any] = {
-        "callsign": unit["callsign"],
-        "from": current.value,
-        "to": wanted.value,
-    }
-    touched_incident: int | None = None
+    data: dict[str, Any] = {"callsign": unit["callsign"], "from": current.value, "to": wanted.value}
+    job = assignment["incident_id"] if assignment is not None else None
     if assignment is not None:
-        touched_incident = assignment["incident_id"]
-        new_a = assignment_status_for(wanted)
-        if new_a is None:
-            # Leaving the job: cleared after attending, otherwise stood down.
-            new_a = (
-                AssignmentStatus.CLEARED
-                if assignment["status"] == AssignmentStatus.ON_SCENE
-                else AssignmentStatus.CANCELLED
-            )
-        await repo.update_assignment(conn, assignment["id"], new_a, None)
-        data.update(
-            assignment_id=assignment["id"],
-            assignment_status=new_a.value,
-            ref=assignment["ref"],
-            grade=assignment["grade"],
-        )
-    await emit(conn, "unit.status", actor, incident_id=touched_incident, unit_id=unit_id, data=data)
-    if touched_incident is not None:
+        data.update(await _move_assignment(conn, assignment, wanted))
+    await emit(conn, "unit.status", actor, incident_id=job, unit_id=unit_id, data=data)
+    if job is not None:
         data["incident_status"] = await _refresh_incident(
-            conn,
-            emit,
-            touched_incident,
-            actor,
-            returned=True,
-            auto_close_when_cleared=auto_close_when_cleared,
+            conn, emit, job, actor, returned=True, auto_close_when_cleared=auto_close_when_cleared
         )
     return {
         "unit_id": unit_id,
@@ -269,6 +236,47 @@ async def set_unit_status(
         "changed": True,
         "at": at.isoformat(),
         **data,
+    }
+
+
+async def _lock_unit_and_job(
+    conn: asyncpg.Connection, unit_id: int
+) -> tuple[asyncpg.Record, asyncpg.Record | None]:
+    """The unit and its one open assignment, both locked, incident first (the lock order
+    everywhere); refused if the job changed between looking and locking."""
+    seen = await repo.open_assignment_for_unit(conn, unit_id)
+    if seen is not None:
+        await repo.lock_incident(conn, seen["incident_id"])
+    unit = await repo.lock_unit(conn, unit_id)
+    if unit is None:
+        raise UnitNotFound(f"unit {unit_id} not found")
+    assignment = await repo.open_assignment_for_unit(conn, unit_id)
+    if (assignment or {}).get("id") != (seen or {}).get("id"):
+        raise UnitUnavailable("unit's job changed while updating; try again")
+    return unit, assignment
+
+
+def leaving_status(held: str) -> AssignmentStatus:
+    """How an assignment ends when its unit leaves it: cleared after attending, otherwise
+    stood down."""
+    return (
+        AssignmentStatus.CLEARED
+        if held == AssignmentStatus.ON_SCENE
+        else AssignmentStatus.CANCELLED
+    )
+
+
+async def _move_assignment(
+    conn: asyncpg.Connection, assignment: asyncpg.Record, wanted: UnitStatus
+) -> dict[str, Any]:
+    """Carry the unit's new status onto its assignment; the event data that says so."""
+    moved = assignment_status_for(wanted) or leaving_status(assignment["status"])
+    await repo.update_assignment(conn, assignment["id"], moved, None)
+    return {
+        "assignment_id": assignment["id"],
+        "assignment_status": moved.value,
+        "ref": assignment["ref"],
+        "grade": assignment["grade"],
     }
 
 
@@ -281,11 +289,7 @@ async def release_incident_units(
         unit = await repo.lock_unit(conn, row["unit_id"])
         if unit is None:
             continue
-        final = (
-            AssignmentStatus.CLEARED
-            if row["status"] == AssignmentStatus.ON_SCENE
-            else AssignmentStatus.CANCELLED
-        )
+        final = leaving_status(row["status"])
         await repo.update_assignment(conn, row["id"], final, reason)
         await repo.set_unit_status(conn, row["unit_id"], UnitStatus.AVAILABLE)
         await emit(

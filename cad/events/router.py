@@ -16,7 +16,7 @@ from cad.deps import Staff, StateDep, tx
 from cad.errors import CADError, Unavailable
 from cad.events import repository
 from cad.events.horizon import Horizon
-from cad.events.hub import Subscriber, encode_event
+from cad.events.hub import Hub, Subscriber, encode_event
 from cad.events.writer import Event
 from cad.http import JSON
 from cad.observability import EVENTS_FANNED, WS_CLIENTS_DROPPED
@@ -71,93 +71,126 @@ async def events_ws(websocket: WebSocket, token: str = "", since: int | None = N
     # Accept before refusing: a browser sees a close code and reason (4401: sign in
     # again), where a refused handshake would show only a bare failure.
     await websocket.accept()
-    try:
-        principal: Principal = decode_token(token, state.settings.jwt_secret)
-    except CADError as exc:
-        await websocket.close(code=4401, reason=exc.detail)
-        return
-    if since is not None and not 0 <= since < 2**62:
-        await websocket.close(code=4422, reason="since must be a non-negative integer")
+    principal = await _admit(websocket, state, token, since)
+    if principal is None:
         return
     hub = state.hub
     assert hub is not None
-    keep = (
-        UnitFilter(principal.unit_id) if principal.role is Role.UNIT and principal.unit_id else None
-    )
-    # Subscribe before reading the backlog, so nothing committed in between is missed;
-    # the seq check below drops what both deliver.
-    sub = hub.subscribe()
-    last_sent = -1
-
-    async def send(event: Event, payload: bytes | None = None) -> None:
-        nonlocal last_sent
-        if event.seq <= last_sent:
-            return
-        last_sent = event.seq
-        if keep is not None and not keep(event):
-            return
-        await websocket.send_bytes(payload if payload is not None else encode_event(event))
-
-    watcher = asyncio.create_task(_watch_disconnect(websocket, sub))
+    stream = ConsoleStream(websocket, state, hub, principal)
+    watcher = asyncio.create_task(_watch_disconnect(websocket, stream.sub))
     try:
-        hello: dict[str, Any] = {"type": "hello", "mode": hub.mode}
-        if since is None:
-            last_sent = hub.last_seq
-            hello["last_seq"] = last_sent
-        else:
-            last_sent = since
-            hello["since"] = since
-        await websocket.send_text(orjson.dumps(hello).decode())
-        # Catch up from PostgreSQL to where this worker's hub stands; everything after
-        # comes through the subscription, in order. The hub only ever stands at a safe
-        # horizon, so no smaller seq can turn up later.
-        upto = hub.last_seq
-        while last_sent < upto:
-            async with tx(state) as conn:
-                backlog = await repository.events_between(
-                    conn, last_sent, min(upto, last_sent + PAGE) + 1
-                )
-            if not backlog:
-                break
-            for event in backlog:
-                await send(event)
-        positions = PositionFeed(state) if keep is None else None
-        while True:
-            if positions is None:
-                item = await sub.queue.get()
-            else:
-                try:
-                    item = await asyncio.wait_for(sub.queue.get(), positions.wait_s())
-                except TimeoutError:
-                    moved = positions.changes()
-                    if moved:
-                        await websocket.send_bytes(
-                            orjson.dumps({"type": "positions", "units": moved})
-                        )
-                    continue
-            batch = [item]
-            while not sub.queue.empty():
-                batch.append(sub.queue.get_nowait())
-            for delivery in batch:
-                if delivery is None:
-                    return
-                await send(*delivery)
-            EVENTS_FANNED.inc(len(batch))
-            if sub.dropped_reason is not None:
-                WS_CLIENTS_DROPPED.inc()
-                log.warning("ws.dropped", reason=sub.dropped_reason, last_seq=last_sent)
-                await websocket.close(
-                    code=4408, reason=f"{sub.dropped_reason}; last_seq={last_sent}"[:120]
-                )
-                return
+        await stream.hello(since)
+        await stream.catch_up()
+        await stream.follow()
     except (WebSocketDisconnect, RuntimeError):
         pass
     except (*DB_DOWN_ERRORS, CADError) as exc:  # type: ignore[misc]
         with contextlib.suppress(Exception):
             await websocket.close(code=1011, reason=f"catch-up failed: {type(exc).__name__}")
     finally:
-        hub.unsubscribe(sub)
+        hub.unsubscribe(stream.sub)
         watcher.cancel()
+
+
+async def _admit(
+    websocket: WebSocket, state: AppState, token: str, since: int | None
+) -> Principal | None:
+    """The signed-in principal, or None after closing with the reason (4401, 4422)."""
+    try:
+        principal: Principal = decode_token(token, state.settings.jwt_secret)
+    except CADError as exc:
+        await websocket.close(code=4401, reason=exc.detail)
+        return None
+    if since is not None and not 0 <= since < 2**62:
+        await websocket.close(code=4422, reason="since must be a non-negative integer")
+        return None
+    return principal
+
+
+class ConsoleStream:
+    """One console's stream: hello, the backlog from PostgreSQL, then the hub's deliveries,
+    each seq at most once and in order; a unit sees only its own jobs, staff also get
+    position updates."""
+
+    def __init__(self, websocket: WebSocket, state: AppState, hub: Hub, principal: Principal):
+        self.websocket = websocket
+        self.state = state
+        self.hub = hub
+        own_unit = principal.unit_id if principal.role is Role.UNIT else None
+        self.keep = UnitFilter(own_unit) if own_unit else None
+        # Subscribe before reading the backlog, so nothing committed in between is missed;
+        # the seq check in send() drops what both deliver.
+        self.sub = hub.subscribe()
+        self.last_sent = -1
+
+    async def send(self, event: Event, payload: bytes | None = None) -> None:
+        if event.seq <= self.last_sent:
+            return
+        self.last_sent = event.seq
+        if self.keep is not None and not self.keep(event):
+            return
+        await self.websocket.send_bytes(payload if payload is not None else encode_event(event))
+
+    async def hello(self, since: int | None) -> None:
+        hello: dict[str, Any] = {"type": "hello", "mode": self.hub.mode}
+        if since is None:
+            self.last_sent = self.hub.last_seq
+            hello["last_seq"] = self.last_sent
+        else:
+            self.last_sent = since
+            hello["since"] = since
+        await self.websocket.send_text(orjson.dumps(hello).decode())
+
+    async def catch_up(self) -> None:
+        """From PostgreSQL to where this worker's hub stands; everything after comes through
+        the subscription, in order. The hub only ever stands at a safe horizon, so no
+        smaller seq can turn up later."""
+        upto = self.hub.last_seq
+        while self.last_sent < upto:
+            async with tx(self.state) as conn:
+                backlog = await repository.events_between(
+                    conn, self.last_sent, min(upto, self.last_sent + PAGE) + 1
+                )
+            if not backlog:
+                break
+            for event in backlog:
+                await self.send(event)
+
+    async def follow(self) -> None:
+        """Live deliveries until the client goes, the server stops, or the hub drops a
+        consumer too slow to keep up (4408 with the last seq it got, to resume from)."""
+        positions = PositionFeed(self.state) if self.keep is None else None
+        queue = self.sub.queue
+        while True:
+            if positions is None:
+                item = await queue.get()
+            else:
+                try:
+                    item = await asyncio.wait_for(queue.get(), positions.wait_s())
+                except TimeoutError:
+                    await self._send_positions(positions)
+                    continue
+            batch = [item]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            for delivery in batch:
+                if delivery is None:
+                    return  # the watcher saw the connection close
+                await self.send(*delivery)
+            EVENTS_FANNED.inc(len(batch))
+            if self.sub.dropped_reason is not None:
+                await self._drop(self.sub.dropped_reason)
+                return
+
+    async def _send_positions(self, positions: PositionFeed) -> None:
+        moved = positions.changes()
+        if moved:
+            await self.websocket.send_bytes(orjson.dumps({"type": "positions", "units": moved}))
+
+    async def _drop(self, reason: str) -> None:
+        WS_CLIENTS_DROPPED.inc()
+        log.warning("ws.dropped", reason=reason, last_seq=self.last_sent)
+        await self.websocket.close(code=4408, reason=f"{reason}; last_seq={self.last_sent}"[:120])
 
 
 class PositionFeed:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cad.markers.catalogue import load_categories
+from dispatch.model import GradeOrder
 
 DATA_DIR = Path(__file__).parent
 CATALOGUE_FILE = DATA_DIR / "incident_types.json"
@@ -341,6 +342,11 @@ def read_rules(
 @cache
 def load_scheme() -> dict[str, Grade]:
     return read_scheme(SCHEME_FILE)
+
+
+def grade_order(scheme: Mapping[str, Grade]) -> GradeOrder:
+    """The scheme's grades by priority, most urgent first: how dispatch is told them."""
+    return GradeOrder(tuple(g.code for g in sorted(scheme.values(), key=lambda g: g.priority)))
 
 
 @cache

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cad.grading import grade_order, load_scheme
 from dispatch.directory import UnitDirectory
 from dispatch.model import Need, UnitState
 from dispatch.recommend import recommend
@@ -15,6 +16,7 @@ from gis.eta import KolesarEta
 from gis.projection import Projector
 
 PROJECTOR = Projector()
+GRADES = grade_order(load_scheme())
 ETA = KolesarEta()
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 TYPES = {
@@ -91,7 +93,7 @@ def brute_force(
 def test_recommendation_matches_brute_force(seed: int) -> None:
     rng = random.Random(seed)
     units = random_fleet(rng, rng.choice([20, 200, 1500]))
-    directory = UnitDirectory(PROJECTOR)
+    directory = UnitDirectory(PROJECTOR, GRADES)
     directory.load(units)
     # Move some units after the load, so the indexes' overlays are exercised too.
     for unit in rng.sample(units, k=min(15, len(units))):
@@ -177,7 +179,7 @@ def test_shortfall_explains_stale_and_busy_units() -> None:
             incident_grade="S",
         ),
     ]
-    directory = UnitDirectory(PROJECTOR)
+    directory = UnitDirectory(PROJECTOR, GRADES)
     directory.load(units)
     rec = recommend(directory, 51.5, -0.12, [Need("armed", 2)], ETA, NOW, grade="I")
     assert [c.callsign for c in rec.recommended] == ["T1"]
@@ -196,7 +198,7 @@ def test_index_freshness_is_immediate() -> None:
     other = UnitState(
         2, "A2", "response_car", frozenset({"response"}), UnitStatus.AVAILABLE, 51.45, -0.10, NOW
     )
-    directory = UnitDirectory(PROJECTOR)
+    directory = UnitDirectory(PROJECTOR, GRADES)
     directory.load([unit, other])
     first = recommend(directory, 51.45, -0.10, [Need("response", 1)], ETA, NOW)
     assert first.recommended[0].callsign == "A2"
@@ -223,9 +225,25 @@ def test_engine_path_skips_the_fleet_scan() -> None:
             NOW - timedelta(hours=2),
         ),
     ]
-    directory = UnitDirectory(PROJECTOR)
+    directory = UnitDirectory(PROJECTOR, GRADES)
     directory.load(units)
     terse = recommend(directory, 51.5, -0.12, [Need("armed", 1)], ETA, NOW, explain=False)
     assert terse.shortfalls == ["1 armed needed, 0 available"]
     full = recommend(directory, 51.5, -0.12, [Need("armed", 1)], ETA, NOW)
     assert "older than 30 min" in full.shortfalls[0]
+
+
+def test_grade_order_comes_from_the_scheme_and_ranks_unknowns_last() -> None:
+    from dispatch.model import GradeOrder
+
+    scheme = load_scheme()
+    assert GRADES.codes == tuple(sorted(scheme, key=lambda c: scheme[c].priority))
+    assert GRADES.most_urgent == "I"
+    assert GRADES.outranks("I", "S") and GRADES.outranks("S", "E") and not GRADES.outranks("E", "S")
+    assert not GRADES.outranks("R", None)  # no grade recorded: as the least urgent
+    assert GRADES.outranks("R", "X") and not GRADES.outranks("X", "R")
+    # A scheme with other codes: the dispatch rules follow it, not the Met's letters.
+    other = GradeOrder(("P1", "P2"))
+    assert other.most_urgent == "P1" and other.outranks("P1", "P2")
+    with pytest.raises(ValueError):
+        GradeOrder(("A", "A"))

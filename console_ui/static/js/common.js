@@ -144,7 +144,16 @@ export function statusChip(st) {
   return `<span class="chip st-${esc(st)}">${esc(String(st).replace("_", " "))}</span>`;
 }
 
-export const GRADE_ORDER = { I: 1, S: 2, E: 3, R: 4 };
+/** The grade scheme from /api/grades, the one place the consoles learn which grades exist
+ * and in what order of priority: `codes` most urgent first, `rank[code]` to sort by. */
+export async function loadGrades(get) {
+  const list = [...(await get("/api/grades"))].sort((a, b) => a.priority - b.priority);
+  return {
+    list,
+    codes: list.map((g) => g.code),
+    rank: Object.fromEntries(list.map((g) => [g.code, g.priority])),
+  };
+}
 
 /** Run fn once, `ms` after the calls stop (trailing). A steady stream of calls postpones
  * it for ever: never use it for anything a live feed drives (see throttle, perFrame). */

@@ -9,12 +9,12 @@
 import { ApiError, get as apiGet, post as apiPost, requireSession } from "./api.js";
 import {
   $,
-  GRADE_ORDER,
   ageText,
   countdownHtml,
   esc,
   fmtTime,
   gradeBadge,
+  loadGrades,
   perFrame,
   refreshCountdowns,
   showConnState,
@@ -29,6 +29,7 @@ import { markerBanner } from "./retrieval.js";
 import { EventStream } from "./stream.js";
 
 const s = await requireSession(["dispatcher", "supervisor", "admin"]);
+const grades = await loadGrades(apiGet);
 topbar("Dispatch", s, { searchBox: true });
 
 const PAGE = 2000; // open incidents per snapshot page
@@ -93,7 +94,7 @@ if (map.addGoToBox) map.addGoToBox();
 
 // ---- state ---------------------------------------------------------------------------
 function loadFilters() {
-  const f = { grades: new Set(["I", "S", "E", "R"]), area: "", status: "", showLater: true };
+  const f = { grades: new Set(grades.codes), area: "", status: "", showLater: true };
   try {
     const saved = JSON.parse(localStorage.getItem(FILTER_KEY) || "null");
     if (saved) {
@@ -119,7 +120,7 @@ function saveFilters() {
 function keyed(inc) {
   inc._t = inc.target_at ? Date.parse(inc.target_at) : Infinity;
   inc._c = inc.created_at ? Date.parse(inc.created_at) : 0;
-  inc._g = GRADE_ORDER[inc.grade] || 9;
+  inc._g = grades.rank[inc.grade] ?? 99;
   if (inc.area_code && !areaNames.has(inc.area_code)) {
     areaNames.set(inc.area_code, inc.area || inc.area_code);
     dirty.areas = true;
@@ -632,7 +633,7 @@ const num = new Intl.NumberFormat("en-GB");
 function renderCounts() {
   const c = countsOf();
   setText($("#queue-count"), num.format(c.open));
-  for (const g of ["I", "S", "E", "R"]) {
+  for (const g of grades.codes) {
     setText($(`#grade-filter [data-count="${g}"]`), num.format(c.by_grade[g] || 0));
   }
   for (const st of ["pending", "dispatched", "on_scene"]) {
@@ -760,6 +761,12 @@ tbody.addEventListener("keydown", (e) => {
 });
 
 // Filters
+$("#grade-filter").innerHTML = grades.codes
+  .map(
+    (g) =>
+      `<label data-grade="${esc(g)}"><input type="checkbox" value="${esc(g)}" checked> ${gradeBadge(g)} <b data-count="${esc(g)}">0</b></label>`,
+  )
+  .join("");
 for (const box of document.querySelectorAll("#grade-filter input")) {
   box.checked = filters.grades.has(box.value);
   box.addEventListener("change", () => {
@@ -1000,7 +1007,7 @@ function renderDetail() {
       }
       <div class="forms">
         <form id="f-remark"><input name="text" placeholder="Add a remark" aria-label="Remark" required><button>Remark</button></form>
-        <form id="f-grade"><select name="grade" aria-label="New grade">${["I", "S", "E", "R"]
+        <form id="f-grade"><select name="grade" aria-label="New grade">${grades.codes
           .map((g) => `<option ${g === d.grade ? "selected" : ""}>${g}</option>`)
           .join("")}</select><input name="reason" placeholder="Reason for regrade" aria-label="Regrade reason" required minlength="3"><button>Regrade</button></form>
         <form id="f-close"><input name="result_code" list="result-codes" placeholder="Result code" aria-label="Result code" required><input name="remarks" placeholder="Closing remarks" aria-label="Closing remarks"><button class="danger">Close</button></form>

@@ -2,7 +2,18 @@
 // their matching words highlighted, and the chosen incident's full record beside them.
 // The URL carries the query (?q=…&grade=…&id=N), so a link, a reload and Back all work.
 import { ApiError, get, requireSession } from "./api.js";
-import { $, $$, esc, gradeBadge, showConnState, showError, statusChip, throttle, topbar } from "./common.js";
+import {
+  $,
+  $$,
+  esc,
+  gradeBadge,
+  loadGrades,
+  showConnState,
+  showError,
+  statusChip,
+  throttle,
+  topbar,
+} from "./common.js";
 import { fmtDateTime, incidentDetailHtml, snippetHtml } from "./retrieval.js";
 import { EventStream } from "./stream.js";
 
@@ -328,10 +339,16 @@ async function fromLocation() {
 window.addEventListener("popstate", () => fromLocation());
 
 async function loadChoices() {
-  const [types, areas] = await Promise.all([
+  const [types, areas, grades] = await Promise.all([
     get("/api/incident-types"),
     get("/api/areas").catch(() => null),
+    loadGrades(get),
   ]);
+  $("#f-grades").innerHTML =
+    "<legend>Grade</legend>" +
+    grades.codes
+      .map((g) => `<label><input type="checkbox" name="grade" value="${esc(g)}"> ${gradeBadge(g)}</label>`)
+      .join("");
   const typeSel = $("#f-type");
   const chosen = typeSel.value;
   types.sort((a, b) => a.name.localeCompare(b.name));
