@@ -9,7 +9,7 @@ TARGET_BREACHED = """
            format('%s grade %s past its target with no unit on scene', i.ref, i.grade) AS message
     FROM incidents i
     WHERE i.status IN ('pending','dispatched') AND i.target_at < now()
-      AND i.first_on_scene_at IS NULL AND i.grade IN ('I','S')"""
+      AND i.first_on_scene_at IS NULL AND i.grade = ANY($1::text[])"""
 
 ACK_TIMEOUT = """
     SELECT 'ack_timeout' AS kind, a.incident_id, a.unit_id, a.id AS assignment_id,
@@ -28,10 +28,15 @@ WELFARE = """
 
 
 async def due_alarms(
-    conn: asyncpg.Connection, ack_timeout_s: int, type_codes: list[str], limits_min: list[int]
+    conn: asyncpg.Connection,
+    ack_timeout_s: int,
+    type_codes: list[str],
+    limits_min: list[int],
+    attended_grades: list[str],
 ) -> list[asyncpg.Record]:
+    """`attended_grades`: the grades with an attendance target (the scheme's target_s)."""
     rows: list[asyncpg.Record] = []
-    rows += await conn.fetch(TARGET_BREACHED)
+    rows += await conn.fetch(TARGET_BREACHED, attended_grades)
     rows += await conn.fetch(ACK_TIMEOUT, float(ack_timeout_s))
     rows += await conn.fetch(WELFARE, type_codes, limits_min)
     return rows

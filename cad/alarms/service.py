@@ -24,9 +24,10 @@ async def check_timers(transaction: Transaction, emit: Emit, state: AppState) ->
     catalogue = state.catalogue
     codes = list(catalogue)
     limits = [catalogue[c].on_scene_limit_min for c in codes]
+    targeted = [g.code for g in state.scheme.values() if g.target_s is not None]
     raised = cleared = 0
     async with transaction() as conn:
-        due = await repo.due_alarms(conn, state.settings.ack_timeout_s, codes, limits)
+        due = await repo.due_alarms(conn, state.settings.ack_timeout_s, codes, limits, targeted)
         due_keys = {(r["kind"], r["incident_id"] or 0, r["unit_id"] or 0) for r in due}
         for alarm in await repo.open_alarms(conn):
             key = (alarm["kind"], alarm["incident_id"] or 0, alarm["unit_id"] or 0)

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import ConfigDict
 
 from cad.auth.security import Role
+from cad.http import Out
 
 
-class TokenOut(BaseModel):
+class TokenOut(Out):
+    # Sent through response_model, so every key is in every answer, defaults included.
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
     access_token: str
     token_type: str = "bearer"
     role: Role

@@ -5,16 +5,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 
 from cad.calls import service
-from cad.calls.schemas import CallIn, GradePreviewIn
+from cad.calls.schemas import CallIn, CallRecordedOut, GradePreviewIn, GradePreviewOut
 from cad.deps import Handler, StateDep, tx
-from cad.http import JSON
+from cad.http import JSON, returns
 from cad.idempotency import service as idempotency
 from cad.observability import CALLS_ACCEPTED
 
 router = APIRouter(prefix="/api/calls", tags=["calls"])
 
 
-@router.post("", status_code=201, response_class=JSON)
+@router.post("", status_code=201, response_class=JSON, responses=returns(CallRecordedOut, 201))
 async def record_call(
     body: CallIn,
     request: Request,
@@ -53,7 +53,7 @@ async def record_call(
     return response
 
 
-@router.post("/grade-preview", response_class=JSON)
+@router.post("/grade-preview", response_class=JSON, responses=returns(GradePreviewOut))
 async def grade_preview(body: GradePreviewIn, state: StateDep, _: Handler) -> Any:
     """The grade a call would get, and the rule that sets it (nothing is written).
 

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -13,6 +12,15 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
+
+from cad.catalogue.schemas import GradeCode, sometimes
+from cad.http import Out
+from cad.incidents.schemas import CallOutcome, IncidentOut
+from cad.markers.schemas import MatchedMarkerOut
+from cad.places.schemas import Lat, Lng
+from cad.search.schemas import HistoryOut
+from dispatch.status import IncidentStatus
 
 Text = Annotated[str, Field(max_length=4000)]
 
@@ -32,18 +40,9 @@ class Caller(BaseModel):
 
 class Location(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    # allow_inf_nan=False: NaN fails every range comparison, so without it the reason
-    # given was "should be less than or equal to 180", which misleads the handler.
-    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
-    lng: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)] | None = None
+    lat: Lat | None = None
+    lng: Lng | None = None
     address: Annotated[str, Field(min_length=2, max_length=300)] | None = None
-
-    @field_validator("lat", "lng")
-    @classmethod
-    def _finite(cls, v: float | None) -> float | None:
-        if v is not None and not math.isfinite(v):
-            raise ValueError("must be a finite number")
-        return v
 
     @model_validator(mode="after")
     def _one_way(self) -> Location:
@@ -133,4 +132,67 @@ class GradePreviewIn(BaseModel):
     caller: Caller | None = None
 
 
-CallOut = dict[str, Any]
+# -- response bodies --------------------------------------------------------------------
+
+
+class RecordedCallOut(Out):
+    id: int
+    incident_id: int | None = Field(description="null for a call ended with an outcome")
+    outcome: CallOutcome
+    received_at: datetime
+    answered_at: datetime
+    created_at: datetime
+
+
+class GradingOut(Out):
+    grade: GradeCode
+    rule: str = Field(description="the rule that decided it, or the type's default")
+    reason: str
+
+
+class DuplicateOut(Out):
+    """An open incident nearby and recent that this call may be about."""
+
+    id: int
+    ref: str
+    type_code: str
+    grade: GradeCode
+    status: IncidentStatus
+    distance_m: int
+    age_s: int
+    score: float = Field(description="likelihood it is the same incident, 0 to 1")
+    created_at: datetime
+
+
+class CallRecordedOut(Out):
+    call: RecordedCallOut
+    incident: IncidentOut | None = Field(
+        description="the new or linked incident; null when the call ended with an outcome"
+    )
+    grading: GradingOut
+    possible_duplicates: list[DuplicateOut] = Field(description="most likely first")
+    markers: list[MatchedMarkerOut] = Field(description="markers that apply, most severe first")
+
+
+class GradePreviewOut(Out):
+    """The grading fields are null without an incident type; the place fields and
+    possible_duplicates are there only with a location."""
+
+    grade: GradeCode | None
+    grade_name: str | None
+    rule: str | None
+    reason: str | None
+    target_s: int | None = Field(description="attendance target in seconds; null if none")
+    auto_dispatch: bool | None = Field(description="the engine would dispatch it by itself")
+    markers: list[MatchedMarkerOut]
+    history: HistoryOut
+    lat: float | SkipJsonSchema[None] = sometimes("with a location")
+    lng: float | SkipJsonSchema[None] = sometimes("with a location")
+    area: str | None = Field(default=None, description="with a location")
+    location_label: str | None = Field(default=None, description="what an address resolved to")
+    precision_m: int | None = Field(default=None, description="with a location")
+    address_line: str | SkipJsonSchema[None] = sometimes("with a location")
+    postcode: str | None = Field(default=None, description="with a location")
+    possible_duplicates: list[DuplicateOut] | SkipJsonSchema[None] = sometimes(
+        "with a location; most likely first"
+    )

@@ -5,14 +5,15 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from cad.catalogue.schemas import AreasOut, GradeOut, IncidentTypeOut, MapConfigOut
 from cad.deps import AnyUser, StateDep
 from cad.errors import Invalid
-from cad.http import JSON
+from cad.http import JSON, returns
 
 router = APIRouter(prefix="/api", tags=["catalogue"])
 
 
-@router.get("/incident-types", response_class=JSON)
+@router.get("/incident-types", response_class=JSON, responses=returns(list[IncidentTypeOut]))
 async def incident_types(state: StateDep, _: AnyUser) -> Any:
     return [
         {
@@ -30,7 +31,7 @@ async def incident_types(state: StateDep, _: AnyUser) -> Any:
     ]
 
 
-@router.get("/grades", response_class=JSON)
+@router.get("/grades", response_class=JSON, responses=returns(list[GradeOut]))
 async def grades(state: StateDep, _: AnyUser) -> Any:
     return [
         {
@@ -45,7 +46,7 @@ async def grades(state: StateDep, _: AnyUser) -> Any:
     ]
 
 
-@router.get("/map-config", response_class=JSON)
+@router.get("/map-config", response_class=JSON, responses=returns(MapConfigOut))
 async def map_config(state: StateDep, _: AnyUser) -> Any:
     """The consoles' base map: a raster tile layer under the vectors, or none (offline)."""
     s = state.settings
@@ -60,7 +61,7 @@ _AREA_LEVELS = ("borough", "ward")
 _AREA_SIMPLIFY_M = {"borough": 25.0, "ward": 10.0}
 
 
-@router.get("/areas", response_class=JSON)
+@router.get("/areas", response_class=JSON, responses=returns(AreasOut))
 async def areas(state: StateDep, _: AnyUser, level: str = "borough") -> Any:
     """Areas for the consoles' maps as GeoJSON, properties {code, name, parent?}.
 

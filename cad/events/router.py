@@ -17,8 +17,9 @@ from cad.errors import CADError, Unavailable
 from cad.events import repository
 from cad.events.horizon import Horizon
 from cad.events.hub import Hub, Subscriber, encode_event
+from cad.events.schemas import EventsPageOut
 from cad.events.writer import Event
-from cad.http import JSON
+from cad.http import JSON, returns
 from cad.observability import EVENTS_FANNED, WS_CLIENTS_DROPPED
 from cad.state import AppState
 
@@ -30,7 +31,7 @@ PAGE = 500
 POSITIONS_EVERY_S = 2.0
 
 
-@router.get("/api/events", response_class=JSON)
+@router.get("/api/events", response_class=JSON, responses=returns(EventsPageOut))
 async def list_events(
     state: StateDep,
     _: Staff,
@@ -39,15 +40,17 @@ async def list_events(
 ) -> Any:
     """Events after ``since``, in seq order: the consoles' catch-up and polling fallback.
 
-    Never past the safe horizon, so a client that pages with ``since=<last seq>`` can
-    never skip an event that commits late."""
+    Never past the safe horizon, so a client that pages with ``since=<last_seq>`` can
+    never skip an event that commits late. ``limit`` bounds the seq range of a page."""
     try:
         async with state.pool.acquire(timeout=state.settings.db_acquire_timeout_s) as conn:
-            safe = await Horizon().wait(conn)
-            events = await repository.events_between(conn, since, min(safe, since + limit) + 1)
+            # A page covers the seq range (since, upto]; `last_seq` says where it ends, so
+            # paging with since=last_seq neither skips nor repeats (seq can have gaps).
+            upto = min(await Horizon().wait(conn), since + limit)
+            events = await repository.events_between(conn, since, upto + 1)
     except DB_DOWN_OR_SLOW as exc:
         raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
-    return {"events": [e.to_dict() for e in events], "last_seq": safe}
+    return {"events": [e.to_dict() for e in events], "last_seq": upto}
 
 
 class UnitFilter:

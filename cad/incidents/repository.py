@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -140,7 +141,9 @@ async def list_incidents(
     grades: list[str] | None,
     limit: int,
     open_only: bool,
+    grade_order: Sequence[str],
 ) -> list[asyncpg.Record]:
+    """Open before closed, then by grade (`grade_order`, most urgent first), newest first."""
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.status, i.lat, i.lng,
     i.address, i.area_code, i.description, i.risk, i.call_received_at, i.call_answered_at,
@@ -158,12 +161,13 @@ async def list_incidents(
               AND ($2::text[] IS NULL OR i.grade = ANY($2))
               AND (NOT $4 OR i.status <> 'closed')
             ORDER BY CASE WHEN i.status = 'closed' THEN 1 ELSE 0 END,
-                     array_position(ARRAY['I','S','E','R'], i.grade), i.created_at DESC
+                     array_position($5::text[], i.grade), i.created_at DESC
             LIMIT $3""",
         statuses,
         grades,
         limit,
         open_only,
+        list(grade_order),
     )
     return rows
 

@@ -7,10 +7,26 @@ from fastapi import APIRouter, Query
 from cad.auth.security import Role
 from cad.deps import AnyUser, Dispatcher, IdPath, Staff, StateDep, Supervisor, tx
 from cad.errors import Forbidden
-from cad.http import JSON
+from cad.events.schemas import EventOut
+from cad.http import JSON, returns
 from cad.incidents import repository as repo
 from cad.incidents import service
-from cad.incidents.schemas import AssignIn, CloseIn, MergeIn, RegradeIn, RemarkIn, ReopenIn
+from cad.incidents.schemas import (
+    AssignedOut,
+    AssignIn,
+    CloseIn,
+    IncidentDetailOut,
+    IncidentExportOut,
+    IncidentOut,
+    IncidentRowOut,
+    MergeIn,
+    OpenBoardPageOut,
+    OpenSummaryOut,
+    RecommendationsOut,
+    RegradeIn,
+    RemarkIn,
+    ReopenIn,
+)
 from cad.units import service as units_service
 
 router = APIRouter(prefix="/api/incidents", tags=["incidents"])
@@ -25,7 +41,7 @@ StatusFilter = Annotated[
 GradeFilter = Annotated[str | None, Query(pattern=r"^[A-Z](,[A-Z])*$")]
 
 
-@router.get("", response_class=JSON)
+@router.get("", response_class=JSON, responses=returns(list[IncidentRowOut]))
 async def list_incidents(
     state: StateDep,
     _: Staff,
@@ -37,12 +53,17 @@ async def list_incidents(
     statuses = None if status in (None, "open") else status.split(",")
     async with tx(state) as conn:
         rows = await repo.list_incidents(
-            conn, statuses, grade.split(",") if grade else None, limit, open_only
+            conn,
+            statuses,
+            grade.split(",") if grade else None,
+            limit,
+            open_only,
+            state.directory.grades.codes,
         )
     return [service.incident_out(r, state) for r in rows]
 
 
-@router.get("/open", response_class=JSON)
+@router.get("/open", response_class=JSON, responses=returns(OpenBoardPageOut))
 async def open_board(
     state: StateDep,
     _: Staff,
@@ -55,14 +76,14 @@ async def open_board(
         return await service.open_board_page(conn, state, after_id, limit)
 
 
-@router.get("/summary", response_class=JSON)
+@router.get("/summary", response_class=JSON, responses=returns(OpenSummaryOut))
 async def summary(state: StateDep, _: Staff) -> Any:
     """True counts of open incidents by grade and status, and how many are past target."""
     async with tx(state) as conn:
         return await service.open_summary(conn)
 
 
-@router.get("/{incident_id}", response_class=JSON)
+@router.get("/{incident_id}", response_class=JSON, responses=returns(IncidentDetailOut))
 async def get_incident(incident_id: IdPath, state: StateDep, principal: AnyUser) -> Any:
     async with tx(state) as conn:
         if principal.role is Role.UNIT:
@@ -72,7 +93,7 @@ async def get_incident(incident_id: IdPath, state: StateDep, principal: AnyUser)
         return await service.detail(conn, state, incident_id)
 
 
-@router.post("/{incident_id}/grade", response_class=JSON)
+@router.post("/{incident_id}/grade", response_class=JSON, responses=returns(IncidentOut))
 async def regrade(
     incident_id: IdPath, body: RegradeIn, state: StateDep, principal: Dispatcher
 ) -> Any:
@@ -82,13 +103,18 @@ async def regrade(
         )
 
 
-@router.post("/{incident_id}/remarks", status_code=201, response_class=JSON)
+@router.post(
+    "/{incident_id}/remarks",
+    status_code=201,
+    response_class=JSON,
+    responses=returns(EventOut, 201),
+)
 async def add_remark(incident_id: IdPath, body: RemarkIn, state: StateDep, principal: Staff) -> Any:
     async with tx(state) as conn:
         return await service.add_remark(conn, incident_id, body.text, principal.actor)
 
 
-@router.post("/{incident_id}/close", response_class=JSON)
+@router.post("/{incident_id}/close", response_class=JSON, responses=returns(IncidentOut))
 async def close(incident_id: IdPath, body: CloseIn, state: StateDep, principal: Dispatcher) -> Any:
     async with tx(state) as conn:
         return await service.close(
@@ -96,7 +122,7 @@ async def close(incident_id: IdPath, body: CloseIn, state: StateDep, principal: 
         )
 
 
-@router.post("/{incident_id}/reopen", response_class=JSON)
+@router.post("/{incident_id}/reopen", response_class=JSON, responses=returns(IncidentOut))
 async def reopen(
     incident_id: IdPath, body: ReopenIn, state: StateDep, principal: Dispatcher
 ) -> Any:
@@ -104,7 +130,11 @@ async def reopen(
         return await service.reopen(conn, state, incident_id, body.reason, principal.actor)
 
 
-@router.post("/{incident_id}/merge", response_class=JSON)
+@router.post(
+    "/{incident_id}/merge",
+    response_class=JSON,
+    responses=returns(IncidentOut, description="The surviving incident"),
+)
 async def merge(incident_id: IdPath, body: MergeIn, state: StateDep, principal: Dispatcher) -> Any:
     async with tx(state) as conn:
         return await service.merge(
@@ -112,13 +142,20 @@ async def merge(incident_id: IdPath, body: MergeIn, state: StateDep, principal: 
         )
 
 
-@router.get("/{incident_id}/recommendations", response_class=JSON)
+@router.get(
+    "/{incident_id}/recommendations", response_class=JSON, responses=returns(RecommendationsOut)
+)
 async def recommendations(incident_id: IdPath, state: StateDep, _: Dispatcher) -> Any:
     async with tx(state) as conn:
         return await units_service.recommendations(conn, state, incident_id)
 
 
-@router.post("/{incident_id}/assignments", status_code=201, response_class=JSON)
+@router.post(
+    "/{incident_id}/assignments",
+    status_code=201,
+    response_class=JSON,
+    responses=returns(AssignedOut, 201),
+)
 async def assign(
     incident_id: IdPath, body: AssignIn, state: StateDep, principal: Dispatcher
 ) -> Any:
@@ -127,7 +164,7 @@ async def assign(
     )
 
 
-@router.get("/{incident_id}/export", response_class=JSON)
+@router.get("/{incident_id}/export", response_class=JSON, responses=returns(IncidentExportOut))
 async def export(incident_id: IdPath, state: StateDep, _: Supervisor) -> Any:
     """The incident's complete history, as recorded, for disclosure or audit."""
     async with tx(state) as conn:

@@ -7,22 +7,30 @@ from fastapi import APIRouter, Query
 from cad.auth.security import Role
 from cad.deps import AnyUser, IdPath, StateDep, Supervisor, tx
 from cad.errors import Forbidden, Invalid
-from cad.http import JSON
+from cad.http import JSON, returns
 from cad.markers import service
-from cad.markers.schemas import MarkerIn, MarkerPatch
+from cad.markers.schemas import (
+    MarkerCategoryOut,
+    MarkerIn,
+    MarkerListOut,
+    MarkerOut,
+    MarkerPatch,
+)
 from cad.search.schemas import parse_near
 from cad.units import service as units_service
 
 router = APIRouter(tags=["markers"])
 
 
-@router.get("/api/marker-categories", response_class=JSON)
+@router.get(
+    "/api/marker-categories", response_class=JSON, responses=returns(list[MarkerCategoryOut])
+)
 async def categories(state: StateDep, _: AnyUser) -> Any:
     """The marker catalogue (data: cad/markers/categories.json)."""
     return [c.as_dict() for c in state.marker_categories.values()]
 
 
-@router.get("/api/markers", response_class=JSON)
+@router.get("/api/markers", response_class=JSON, responses=returns(MarkerListOut))
 async def list_markers(
     state: StateDep,
     principal: AnyUser,
@@ -60,7 +68,7 @@ async def list_markers(
         return {"markers": markers}
 
 
-@router.get("/api/markers/{marker_id}", response_class=JSON)
+@router.get("/api/markers/{marker_id}", response_class=JSON, responses=returns(MarkerOut))
 async def get_marker(marker_id: IdPath, state: StateDep, principal: AnyUser) -> Any:
     if principal.role is Role.UNIT:
         raise Forbidden("a unit may only see the markers of its own job (incident_id)")
@@ -68,13 +76,15 @@ async def get_marker(marker_id: IdPath, state: StateDep, principal: AnyUser) -> 
         return await service.get(conn, state, marker_id)
 
 
-@router.post("/api/markers", status_code=201, response_class=JSON)
+@router.post(
+    "/api/markers", status_code=201, response_class=JSON, responses=returns(MarkerOut, 201)
+)
 async def create_marker(body: MarkerIn, state: StateDep, principal: Supervisor) -> Any:
     async with tx(state) as conn:
         return await service.create(conn, state, body, principal.actor)
 
 
-@router.patch("/api/markers/{marker_id}", response_class=JSON)
+@router.patch("/api/markers/{marker_id}", response_class=JSON, responses=returns(MarkerOut))
 async def update_marker(
     marker_id: IdPath, body: MarkerPatch, state: StateDep, principal: Supervisor
 ) -> Any:

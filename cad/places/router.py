@@ -15,9 +15,9 @@ from fastapi import APIRouter
 from cad.db.pool import DB_DOWN_OR_SLOW
 from cad.deps import AnyUser, StateDep
 from cad.errors import Unavailable
-from cad.http import JSON
+from cad.http import JSON, returns
 from cad.places import service
-from cad.places.schemas import Lat, Limit, Lng, PlaceHit, ReverseOut, SearchText
+from cad.places.schemas import Lat, Limit, Lng, PlaceHitOut, ReverseOut, SearchText
 
 if TYPE_CHECKING:
     from cad.state import AppState
@@ -36,7 +36,7 @@ async def _reading(state: AppState) -> AsyncIterator[asyncpg.Connection]:
         raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
 
 
-@router.get("", response_class=JSON, responses={200: {"model": list[PlaceHit]}})
+@router.get("", response_class=JSON, responses=returns(list[PlaceHitOut]))
 async def places(state: StateDep, _: AnyUser, q: SearchText, limit: Limit = 10) -> Any:
     """Postcodes in any case or spacing, partial postcodes (their units in order), and
     place names, typo-tolerant."""
@@ -44,7 +44,7 @@ async def places(state: StateDep, _: AnyUser, q: SearchText, limit: Limit = 10) 
         return await service.search(conn, state, q, limit)
 
 
-@router.get("/reverse", response_class=JSON, responses={200: {"model": ReverseOut}})
+@router.get("/reverse", response_class=JSON, responses=returns(ReverseOut))
 async def reverse(state: StateDep, _: AnyUser, lat: Lat, lng: Lng) -> Any:
     async with _reading(state) as conn:
         return await service.reverse(conn, state, lat, lng)

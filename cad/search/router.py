@@ -6,14 +6,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from cad.deps import Staff, StateDep, tx
-from cad.http import JSON
+from cad.http import JSON, returns
 from cad.search import service
-from cad.search.schemas import Codes, Cursor, Near, Q, parse_near, split_codes
+from cad.search.schemas import Codes, Cursor, Near, Q, SearchOut, parse_near, split_codes
 
 router = APIRouter(prefix="/api/search", tags=["search"])
 
 
-@router.get("", response_class=JSON)
+@router.get("", response_class=JSON, responses=returns(SearchOut))
 async def search(
     state: StateDep,
     _: Staff,

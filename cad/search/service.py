@@ -221,21 +221,14 @@ async def search(
     if sort == "relevance" and f.text is None:
         raise Invalid("sort", "relevance needs a text query (q)")
     fingerprint = _fingerprint(f, sort)
+    max_id, after_r, after_t = newest, None, None
     if cursor is not None:
-        c = decode_cursor(cursor)
-        if c.get("f") != fingerprint:
-            raise Invalid("cursor", "belongs to another search; start again without it")
-        max_id = int(c["m"])
-    else:
-        c = None
-        max_id = newest
+        max_id, after_r, after_t = _resume(decode_cursor(cursor), fingerprint, sort)
     if sort == "relevance":
-        after_r = (float(c["r"]), int(c["i"])) if c else None
         page = await repo.page_relevance(
             conn, f, max_id, state.settings.search_candidates, after_r, limit + 1, datetime.now(UTC)
         )
     else:
-        after_t = (datetime.fromisoformat(c["c"]), int(c["i"])) if c else None
         page = await repo.page_recent(conn, f, max_id, after_t, limit + 1)
     more = len(page) > limit
     page = page[:limit]
@@ -255,6 +248,30 @@ async def search(
             }
         )
     return {"results": results, "next_cursor": next_cursor, "reference": reference}
+
+
+def _resume(
+    c: dict[str, Any], fingerprint: str, sort: str
+) -> tuple[int, tuple[float, int] | None, tuple[datetime, int] | None]:
+    """Where a cursor's page ends: the newest id pinned, and the last (rank | time, id)."""
+    if c.get("f") != fingerprint:
+        raise Invalid("cursor", "belongs to another search; start again without it")
+    try:
+        max_id, last_id = int(c["m"]), int(c["i"])
+        if not (0 <= max_id < 2**62 and 0 <= last_id < 2**62):
+            raise ValueError("id out of range")
+        if sort == "relevance":
+            rank = float(c["r"])
+            if not math.isfinite(rank):
+                raise ValueError("rank not finite")
+            return max_id, (rank, last_id), None
+        at = datetime.fromisoformat(c["c"])
+        if at.tzinfo is None:
+            raise ValueError("naive time")
+        return max_id, None, (at, last_id)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        # Right fingerprint, edited inside: still not a cursor this search returned.
+        raise Invalid("cursor", "not a cursor this search returned") from None
 
 
 # -- history ----------------------------------------------------------------------------

@@ -6,14 +6,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from cad.deps import StateDep, Supervisor, tx
-from cad.http import JSON
+from cad.http import JSON, returns
 from cad.stats import repository as repo
 from cad.stats import service
+from cad.stats.schemas import StatsOut
 
 router = APIRouter(prefix="/api/stats", tags=["stats"])
 
 
-@router.get("", response_class=JSON)
+@router.get("", response_class=JSON, responses=returns(StatsOut))
 async def stats(
     state: StateDep, _: Supervisor, hours: Annotated[float, Query(gt=0, le=24 * 31)] = 24
 ) -> Any:

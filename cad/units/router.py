@@ -7,9 +7,16 @@ from fastapi import APIRouter, Depends, Query
 from cad.auth.security import Principal, Role
 from cad.deps import AnyUser, IdPath, Staff, StateDep, UnitOrDispatcher, require, tx
 from cad.errors import Forbidden, Invalid
-from cad.http import JSON
+from cad.http import JSON, returns
 from cad.units import service
-from cad.units.schemas import Positions, StatusIn
+from cad.units.schemas import (
+    MeOut,
+    Positions,
+    PositionsAcceptedOut,
+    StatusChangeOut,
+    StatusIn,
+    UnitRowOut,
+)
 from dispatch import repository as dispatch_repo
 
 router = APIRouter(prefix="/api/units", tags=["units"])
@@ -19,7 +26,7 @@ PositionReporter = Annotated[
 ]
 
 
-@router.get("", response_class=JSON)
+@router.get("", response_class=JSON, responses=returns(list[UnitRowOut]))
 async def list_units(
     state: StateDep,
     _: Staff,
@@ -33,7 +40,7 @@ async def list_units(
     return [service.unit_out(r, state) for r in rows]
 
 
-@router.get("/me", response_class=JSON)
+@router.get("/me", response_class=JSON, responses=returns(MeOut))
 async def me(state: StateDep, principal: AnyUser) -> Any:
     """A unit's own status and current job (the unit terminal's view)."""
     if principal.unit_id is None:
@@ -42,7 +49,7 @@ async def me(state: StateDep, principal: AnyUser) -> Any:
         return await service.me(conn, state, principal.unit_id)
 
 
-@router.post("/{unit_id}/status", response_class=JSON)
+@router.post("/{unit_id}/status", response_class=JSON, responses=returns(StatusChangeOut))
 async def set_status(
     unit_id: IdPath, body: StatusIn, state: StateDep, principal: UnitOrDispatcher
 ) -> Any:
@@ -54,7 +61,12 @@ async def set_status(
         )
 
 
-@router.post("/positions", status_code=202, response_class=JSON)
+@router.post(
+    "/positions",
+    status_code=202,
+    response_class=JSON,
+    responses=returns(PositionsAcceptedOut, 202),
+)
 async def positions(body: Positions, state: StateDep, principal: PositionReporter) -> Any:
     own = principal.unit_id if principal.role is Role.UNIT else None
     async with tx(state) as conn:

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
-import math
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from dispatch.status import UnitStatus
+from cad.catalogue.schemas import GradeCode, sometimes
+from cad.http import Out
+from cad.incidents.schemas import IncidentOut
+from cad.markers.schemas import MatchedMarkerOut
+from cad.places.schemas import Lat, Lng
+from dispatch.status import AssignmentStatus, IncidentStatus, UnitStatus
 
 
 class StatusIn(BaseModel):
@@ -20,16 +25,9 @@ class StatusIn(BaseModel):
 class PositionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     unit_id: Annotated[int, Field(gt=0, lt=2**62)]
-    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
-    lng: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+    lat: Lat
+    lng: Lng
     at: datetime | None = None
-
-    @field_validator("lat", "lng")
-    @classmethod
-    def _finite(cls, v: float) -> float:
-        if not math.isfinite(v):
-            raise ValueError("must be a finite number")
-        return v
 
     @field_validator("at")
     @classmethod
@@ -40,3 +38,82 @@ class PositionIn(BaseModel):
 
 
 Positions = Annotated[list[PositionIn], Field(min_length=1, max_length=5000)]
+
+
+# -- response bodies --------------------------------------------------------------------
+# Rendered by orjson straight from the services' dicts (cad/http.py); these models are the
+# contract openapi.json states and the suite checks every response against.
+
+
+class UnitOut(Out):
+    """A unit as recorded, with the ward (sector) its last position lies in."""
+
+    id: int
+    callsign: str
+    unit_type: str
+    capabilities: list[str]
+    home_station: str | None
+    area_code: str | None = Field(description="the response area it belongs to")
+    status: UnitStatus
+    status_at: datetime = Field(description="when it entered its status")
+    lat: float | None = Field(description="last reported position; null before the first")
+    lng: float | None
+    position_at: datetime | None = Field(description="when the last position was taken")
+    ward_code: str | None = Field(description="the ward of its last position, if any")
+    ward: str | None = Field(description="that ward's name")
+
+
+class UnitRowOut(UnitOut):
+    """A unit of the fleet list, with the job it holds now (all null when it holds none)."""
+
+    incident_id: int | None
+    assignment_id: int | None
+    incident_grade: GradeCode | None
+    incident_ref: str | None
+
+
+class JobOut(Out):
+    assignment_id: int
+    assignment_status: Literal["dispatched", "en_route", "on_scene"]
+    incident: IncidentOut
+    markers: list[MatchedMarkerOut] = Field(description="markers recorded on it, most severe first")
+    history_line: str | None = Field(
+        description='the place and caller history in a line, e.g. "3 previous incidents here…"'
+    )
+
+
+class MeOut(UnitOut):
+    """The unit terminal's view: the signed-in unit and the job it holds."""
+
+    job: JobOut | None = Field(description="null when the unit holds no job")
+
+
+class StatusChangeOut(Out):
+    """The unit's status after the request. A move that changed nothing (already in that
+    status) carries only unit_id, status and changed; a real move adds the rest, and the
+    assignment and incident keys when the unit held a job."""
+
+    unit_id: int
+    status: UnitStatus
+    changed: bool
+    at: datetime | SkipJsonSchema[None] = sometimes("when it changed")
+    callsign: str | SkipJsonSchema[None] = sometimes("only when changed")
+    from_: UnitStatus | SkipJsonSchema[None] = sometimes("the status it left", alias="from")
+    to: UnitStatus | SkipJsonSchema[None] = sometimes("the status it entered")
+    assignment_id: int | SkipJsonSchema[None] = sometimes("the job it held")
+    assignment_status: AssignmentStatus | SkipJsonSchema[None] = sometimes(
+        "what the assignment became (cleared / cancelled when the unit left it)"
+    )
+    ref: str | SkipJsonSchema[None] = sometimes("the job's incident reference")
+    grade: GradeCode | SkipJsonSchema[None] = sometimes("the job's incident grade")
+    incident_status: IncidentStatus | SkipJsonSchema[None] = sometimes(
+        "the job's incident status after the move (closed if the last unit cleared)"
+    )
+
+
+class PositionsAcceptedOut(Out):
+    received: int = Field(description="reports in the request")
+    applied: int = Field(
+        description="reports from units whose stored position moved (a unit's newest report "
+        "is stored, unless older than the one held; its other reports count too)"
+    )

@@ -19,7 +19,7 @@ from cad.events import repository
 from cad.events.horizon import Horizon
 from cad.events.hub import Hub
 from cad.events.writer import append_event
-from tests.conftest import Server, call_body, login, start_server
+from tests.conftest import Api, Server, call_body, login, start_server
 
 
 class Console:
@@ -264,3 +264,25 @@ async def test_events_catch_up_endpoint(server: Server) -> None:
         rest = (await client.get("/api/events", params={"since": page["events"][-1]["seq"]})).json()
         assert rest["events"][0]["seq"] > page["events"][-1]["seq"]
         assert (await client.get("/api/events", params={"since": -1})).status_code == 422
+
+
+async def test_paging_events_by_last_seq_neither_skips_nor_repeats(api: Api) -> None:
+    """`last_seq` ends the page: a small limit behind a far horizon must not jump to it
+    (it once did, so since=last_seq skipped every event between the page and the head)."""
+    for i in range(7):
+        r = await api.as_("handler", "POST", "/api/calls", json=call_body(lat=51.50 + i / 100))
+        assert r.status_code == 201, r.text
+    everything = (await api.as_("dispatcher", "GET", "/api/events", params={"since": 0})).json()
+    head = everything["last_seq"]
+    assert len(everything["events"]) >= 7  # an incident.created per call
+    seen: list[int] = []
+    since = 0
+    while since < head:
+        page = (
+            await api.as_("dispatcher", "GET", "/api/events", params={"since": since, "limit": 2})
+        ).json()
+        assert since < page["last_seq"] <= since + 2
+        assert all(since < e["seq"] <= page["last_seq"] for e in page["events"])
+        seen += [e["seq"] for e in page["events"]]
+        since = page["last_seq"]
+    assert seen == [e["seq"] for e in everything["events"]]

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from cad.search.schemas import decode_cursor, encode_cursor
 from gis.areas import AreaSet
 from tests.conftest import Api, make_settings, running_api
 from tests.intake._support import offset
@@ -386,6 +387,38 @@ async def test_pages_are_stable_while_new_incidents_arrive(narrow_api: Api) -> N
     # The same query with the cursor: the next page (limit may change).
     page2 = await search(api, q="knife", limit=3, cursor=cursor)
     assert len(page2["results"]) == 3
+    # A cursor edited inside but keeping its query's fingerprint: a 422, never a 500.
+    for sort in ("relevance", "recent"):
+        real = (await search(api, q="knife", sort=sort, limit=2))["next_cursor"]
+        good = decode_cursor(real)
+        for edit in (
+            {"m": None},
+            {"m": "x"},
+            {"i": "9" * 25},
+            {"r": "nan"},
+            {"r": [1]},
+            {"c": "yesterday"},
+            {"c": "2026-12-02T10:00:00"},
+        ):
+            forged = {k: v for k, v in {**good, **edit}.items() if v is not None}
+            r = await api.as_(
+                "dispatcher",
+                "GET",
+                "/api/search",
+                params={"q": "knife", "sort": sort, "cursor": encode_cursor(forged)},
+            )
+            # Only the fields this sort reads are checked; the others may pass untouched.
+            assert r.status_code in (200, 422), (sort, edit, r.status_code, r.text)
+            if r.status_code == 422:
+                assert list(fields(r)) == ["cursor"], (sort, edit, r.text)
+        missing = {k: v for k, v in good.items() if k != "i"}
+        r = await api.as_(
+            "dispatcher",
+            "GET",
+            "/api/search",
+            params={"q": "knife", "sort": sort, "cursor": encode_cursor(missing)},
+        )
+        assert list(fields(r)) == ["cursor"], r.text
 
 
 async def test_walk_every_page_once_in_order(api: Api) -> None:
