@@ -13,11 +13,12 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp
 
 from cad.alarms.router import router as alarms_router
 from cad.areas.service import load_levels
@@ -41,6 +42,7 @@ from cad.observability import RequestContextMiddleware, configure_logging
 from cad.places.router import router as places_router
 from cad.ratelimit import RateLimiter
 from cad.search.router import router as search_router
+from cad.security_headers import BrowserHeaders, SecurityHeadersMiddleware
 from cad.state import AppState, plans_from_catalogue
 from cad.stats.router import router as stats_router
 from cad.units.router import router as units_router
@@ -52,6 +54,19 @@ from gis.projection import Projector
 log = structlog.get_logger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "console_ui" / "static"
+
+
+class CADApp(FastAPI):
+    """FastAPI with the browser security headers as its outermost layer."""
+
+    def __init__(self, browser_headers: BrowserHeaders, **kwargs: Any) -> None:
+        self.browser_headers = browser_headers
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's ServerErrorMiddleware (which add_middleware cannot reach), so
+        # the 500 and 503 answers of the catch-all handler carry the headers too.
+        return SecurityHeadersMiddleware(super().build_middleware_stack(), self.browser_headers)
 
 
 def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
@@ -101,12 +116,17 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             )
             yield
 
-    app = FastAPI(
+    app = CADApp(
+        BrowserHeaders.build(settings.map_tile_url, settings.hsts_seconds),
         title="999 CAD",
         version="1.0",
         description="999 call handling and dispatch (police Command & Control).",
         lifespan=lifespan,
         default_response_class=JSON,
+        # FastAPI's own pages load Swagger UI / ReDoc from a CDN with an inline script,
+        # which the CSP refuses; /docs is served below from this origin instead.
+        docs_url=None,
+        redoc_url=None,
     )
     _install_error_handlers(app)
     app.include_router(health_router)
@@ -143,6 +163,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         @app.get("/", include_in_schema=False)
         async def root() -> RedirectResponse:
             return RedirectResponse("/console/")
+
+        @app.get("/docs", include_in_schema=False)
+        async def docs() -> FileResponse:
+            return FileResponse(STATIC_DIR / "docs" / "index.html")
 
     return app
 

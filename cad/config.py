@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cad.security_headers import tile_origin
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 
@@ -44,6 +46,9 @@ class Settings(BaseSettings):
     rate_limit_per_min: int = 6000
     cors_origins: str = ""
     allowed_hosts: str = "*"
+    # Strict-Transport-Security max-age on HTTPS responses; 0 sends none. Off by default
+    # because browsers remember it: turn it on once the host is served over TLS for good.
+    hsts_seconds: int = Field(default=0, ge=0)
     ws_queue_max: int = 1000
     log_level: str = "INFO"
     # None: JSON lines when stdout is not a terminal (a service, a container), readable
@@ -65,6 +70,14 @@ class Settings(BaseSettings):
     history_phone_days: int = Field(default=30, gt=0)
     # Relevance search ranks among this many newest matches (bounded cost per query).
     search_candidates: int = Field(default=200, ge=20, le=100_000)
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _tile_url_has_an_origin(cls, value: str | None) -> str | None:
+        # The CSP must name the tile server: a template it cannot name fails at start,
+        # not as a blank map in every console.
+        tile_origin(value)
+        return value
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:

@@ -1,6 +1,7 @@
 """Browser fixtures: one headless Debian Chromium per run, a fresh context per page.
 
-Browsers are never downloaded: Playwright drives the system's /usr/bin/chromium.
+Browsers are never downloaded: Playwright drives the system's /usr/bin/chromium. Every
+page a test opens is watched for Content-Security-Policy violations: one fails the test.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 
 from tests.conftest import ARTIFACTS, PASSWORDS, Server
 
@@ -22,6 +23,32 @@ PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = ARTIFACTS / "screenshots"
 
 PageFactory = Callable[..., Awaitable[Page]]
+
+# Runs before any page script, in every frame and popup of the context. The event carries
+# what was refused and where; the console message below covers what fires no event.
+_CSP_WATCH = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  const where = e.sourceFile ? ` at ${e.sourceFile}:${e.lineNumber}` : "";
+  window.__cadCspViolation(
+    `${e.effectiveDirective} refused ${e.blockedURI || "(inline)"} on ${e.documentURI}${where}`
+  );
+});
+"""
+
+
+async def watch_csp(ctx: BrowserContext, seen: list[str]) -> None:
+    """Record into ``seen`` every CSP violation in any page, frame or popup of ``ctx``."""
+
+    def on_violation(text: str) -> None:
+        seen.append(text)
+
+    def on_console(msg: ConsoleMessage) -> None:
+        if msg.type == "error" and "Content Security Policy" in msg.text:
+            seen.append(f"console: {msg.text}")
+
+    await ctx.expose_function("__cadCspViolation", on_violation)
+    await ctx.add_init_script(_CSP_WATCH)
+    ctx.on("console", on_console)
 
 
 @pytest.fixture(scope="session")
@@ -39,10 +66,12 @@ async def open_page(browser: Browser, server: Server) -> AsyncIterator[PageFacto
     """Open a page in its own context (own sessionStorage), signed in as ``username``."""
     contexts = []
     errors: list[str] = []
+    violations: list[str] = []
 
     async def factory(username: str | None = None, viewport: dict[str, int] = DESKTOP) -> Page:
         ctx = await browser.new_context(viewport=viewport, base_url=server.url)
         contexts.append(ctx)
+        await watch_csp(ctx, violations)
         page = await ctx.new_page()
         page.set_default_timeout(5000)
         page.on("pageerror", lambda exc: errors.append(f"{username}: {exc}"))
@@ -54,6 +83,7 @@ async def open_page(browser: Browser, server: Server) -> AsyncIterator[PageFacto
     for ctx in contexts:
         await ctx.close()
     assert not errors, f"uncaught errors in the consoles: {errors}"
+    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 async def sign_in(page: Page, username: str) -> None:

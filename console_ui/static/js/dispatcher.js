@@ -871,8 +871,8 @@ function renderAlarms() {
             `<li data-incident="${a.incident_id ?? ""}">${esc(a.message)} <span class="hint">${fmtTime(a.raised_at)}</span></li>`,
         )
         .join("") +
-      (more > 0 ? `<li class="hint" style="list-style:none">… and ${more.toLocaleString("en-GB")} more</li>` : "")
-    : `<li class="empty" style="list-style:none">No alarms.</li>`;
+      (more > 0 ? `<li class="hint">… and ${more.toLocaleString("en-GB")} more</li>` : "")
+    : `<li class="empty">No alarms.</li>`;
 }
 $("#alarms").addEventListener("click", (e) => {
   const li = e.target.closest("li[data-incident]");

@@ -322,7 +322,7 @@ function renderDups(list) {
     el.innerHTML = "";
     return;
   }
-  el.innerHTML = `<h2 style="margin-top:8px">Possible duplicates — link instead of a new incident</h2>
+  el.innerHTML = `<h2>Possible duplicates — link instead of a new incident</h2>
     <ul class="dups">${dupList
       .map(
         (d, i) => `<li>
@@ -372,7 +372,7 @@ function renderHistory(h, p = {}) {
   const phone = $("#caller-phone").value.trim();
   const phoneUrl =
     caller && caller.count > HISTORY_SHOWN && phone ? searchUrl({ phone, sort: "recent" }) : "";
-  el.innerHTML = `<h2 style="margin-top:8px">History</h2>
+  el.innerHTML = `<h2>History</h2>
     ${
       h.line || (loc && loc.count)
         ? `<div class="history-part" id="history-location">
