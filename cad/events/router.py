@@ -41,16 +41,18 @@ async def list_events(
     """Events after ``since``, in seq order: the consoles' catch-up and polling fallback.
 
     Never past the safe horizon, so a client that pages with ``since=<last_seq>`` can
-    never skip an event that commits late. ``limit`` bounds the seq range of a page."""
+    never skip an event that commits late. ``limit`` bounds the seq range of a page:
+    page on with ``since=<next_since>``; ``last_seq`` is the head."""
     try:
         async with state.pool.acquire(timeout=state.settings.db_acquire_timeout_s) as conn:
-            # A page covers the seq range (since, upto]; `last_seq` says where it ends, so
-            # paging with since=last_seq neither skips nor repeats (seq can have gaps).
-            upto = min(await Horizon().wait(conn), since + limit)
+            safe = await Horizon().wait(conn)
+            # A page covers the seq range (since, upto]; `next_since` says where it ends, so
+            # paging with it neither skips nor repeats (seq can have gaps).
+            upto = min(safe, since + limit)
             events = await repository.events_between(conn, since, upto + 1)
     except DB_DOWN_OR_SLOW as exc:
         raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
-    return {"events": [e.to_dict() for e in events], "last_seq": upto}
+    return {"events": [e.to_dict() for e in events], "last_seq": safe, "next_since": upto}
 
 
 class UnitFilter:

@@ -28,9 +28,13 @@ class EventOut(Out):
 
 class EventsPageOut(Out):
     events: list[EventOut] = Field(
-        description="in seq order, with since < seq <= last_seq (seq can have gaps)"
+        description="in seq order, with since < seq <= next_since (seq can have gaps)"
+    )
+    next_since: int = Field(
+        description="where this page ends: every event up to it has committed and is in "
+        "this page or an earlier one, so page on with since=next_since"
     )
     last_seq: int = Field(
-        description="where this page ends: every event up to it has committed and is in "
-        "this page or an earlier one, so page on with since=last_seq"
+        description="the head (safe horizon): every event up to it has committed. It may "
+        "lie past this page; use it to start from now, not to page"
     )
