@@ -22,7 +22,11 @@ from starlette.types import ASGIApp
 
 from cad.alarms.router import router as alarms_router
 from cad.areas.service import load_levels
+from cad.audit.router import router as audit_router
+from cad.auth.guard import SessionGuard
 from cad.auth.router import router as auth_router
+from cad.auth.service import Auth
+from cad.auth.throttle import SigninThrottle
 from cad.calls.router import router as calls_router
 from cad.catalogue.router import router as catalogue_router
 from cad.config import Settings, get_settings
@@ -46,6 +50,7 @@ from cad.security_headers import BrowserHeaders, SecurityHeadersMiddleware
 from cad.state import AppState, plans_from_catalogue
 from cad.stats.router import router as stats_router
 from cad.units.router import router as units_router
+from cad.users.router import router as users_router
 from dispatch import service as dispatch_service
 from dispatch.directory import UnitDirectory
 from gis.eta import KolesarEta
@@ -98,10 +103,16 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             state.fleet = FleetSync(state.directory, pool, redis, state.stream_prefix)
             state.hub = Hub(pool, redis, state.stream_prefix, queue_max=settings.ws_queue_max)
             state.hub.add_listener(state.fleet.on_event)
+            assert state.auth is not None
+            state.hub.add_listener(state.auth.guard.on_event)
             stack.push_async_callback(state.fleet.stop)
             await state.fleet.start()
             stack.push_async_callback(state.hub.stop)
             await state.hub.start()
+            # After the hub stands at a horizon: what ended before it is in PostgreSQL,
+            # what ends after comes through the hub.
+            async with pool.acquire() as conn:
+                await state.auth.guard.load(conn)
             if background:
                 state.leader = Leader(state)
                 state.hub.add_listener(state.leader.on_event)
@@ -142,14 +153,16 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         places_router,
         search_router,
         markers_router,
+        users_router,
+        audit_router,
     ):
         app.include_router(router, responses=API_ERRORS)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-CSRF-Token"],
         )
     if settings.allowed_hosts.strip() != "*":
         app.add_middleware(
@@ -198,6 +211,15 @@ async def _build_state(settings: Settings, pool: asyncpg.Pool, redis: Redis) -> 
         stream_prefix=stream_prefix,
     )
     state.limiter = RateLimiter(redis, settings.redis_prefix, settings.rate_limit_per_min)
+    throttle = SigninThrottle(
+        redis,
+        stream_prefix,
+        max_failures=settings.signin_max_failures,
+        window_s=settings.signin_window_s,
+        lockout_s=settings.signin_lockout_s,
+        address_max_failures=settings.signin_address_max_failures,
+    )
+    state.auth = Auth(settings, pool, throttle, SessionGuard(settings.jwt_ttl_s))
     return state
 
 

@@ -52,6 +52,8 @@ async def _seed_demo() -> None:
     from cad.seed import DEMO_USERS, seed_demo
     from gis.projection import Projector
 
+    if get_settings().env == "production":
+        _fail("seed-demo makes demo accounts with published passwords: not with CAD_ENV=production")
     conn = await _connect()
     try:
         async with conn.transaction():
@@ -197,19 +199,98 @@ def _print_import_summary(done: list[Any], total: int) -> None:
     print(f"postcodes in the gazetteer: {total:,}")
 
 
-async def _users_add(username: str, role: str, password: str, unit: str | None) -> None:
+async def _users_add(
+    username: str, role: str, password: str, unit: str | None, temporary: bool
+) -> None:
     from cad.auth.service import add_user
     from cad.errors import Invalid
 
     conn = await _connect()
     try:
         async with conn.transaction():
-            user_id = await add_user(conn, username, role, password, unit)
+            user_id = await add_user(
+                conn, username, role, password, unit, must_change_password=temporary
+            )
     except Invalid as exc:
         _fail(f"{exc.field}: {exc.detail}")
     finally:
         await conn.close()
-    print(f"user {username} ({role}) saved as id {user_id}")
+    then = " (to be changed at first sign-in)" if temporary else ""
+    print(f"user {username} ({role}) saved as id {user_id}{then}")
+
+
+def _cli_admin() -> Any:
+    import getpass
+
+    from cad.audit.service import Client
+    from cad.users.service import Admin
+
+    who = getpass.getuser()
+    return Admin(f"cli:{who}", None, f"cli:{who}", Client("cli", None))
+
+
+async def _users(command: str, username: str | None, password: str | None) -> None:
+    """Account administration from the command line, by the same rules as the API:
+    every change is audited, and one that ends sessions reaches every worker through
+    the event log within seconds."""
+    import secrets
+
+    from cad.auth.service import unlock
+    from cad.errors import CADError, Invalid
+    from cad.users import service
+
+    conn = await _connect()
+    try:
+        async with conn.transaction():
+            by = _cli_admin()
+            if command == "list":
+                _print_users(await service.list_users(conn))
+                return
+            assert username is not None
+            if command in ("disable", "enable"):
+                user, ended, _ = await service.change_user(
+                    conn, by, username, {"disabled": command == "disable"}
+                )
+                print(f"{username}: {'disabled' if user['disabled'] else 'enabled'}; "
+                      f"{len(ended)} session(s) ended")  # fmt: skip
+            elif command == "reset":
+                chosen = password or _temporary_password(secrets)
+                user, ended, _ = await service.change_user(conn, by, username, {"password": chosen})
+                print(f"{username}: password reset; {len(ended)} session(s) ended; "
+                      "the user must change it at next sign-in")  # fmt: skip
+                if password is None:
+                    print(f"temporary password: {chosen}")
+            elif command == "end-sessions":
+                ended = await service.end_all_sessions(conn, by, username)
+                print(f"{username}: {len(ended)} session(s) ended")
+            elif command == "unlock":
+                was = await unlock(conn, None, username, by.actor, by.client)
+                print(f"{username}: {'unlocked' if was else 'was not locked'}")
+    except Invalid as exc:
+        _fail(f"{exc.field}: {exc.detail}")
+    except CADError as exc:
+        _fail(exc.detail)
+    finally:
+        await conn.close()
+
+
+def _temporary_password(secrets: Any) -> str:
+    words = ["amber", "birch", "cobalt", "delta", "ember", "fjord", "granite", "harbour",
+             "indigo", "juniper", "kestrel", "lantern", "meadow", "nimbus", "orchard",
+             "pebble", "quartz", "river", "saffron", "thistle", "umber", "velvet", "willow"]  # fmt: skip
+    return "-".join(secrets.choice(words) for _ in range(4)) + f"-{secrets.randbelow(100)}"
+
+
+def _print_users(users: list[dict[str, Any]]) -> None:
+    print(f"{'username':<20} {'role':<13} {'unit':<7} {'state':<22} sessions")
+    for u in users:
+        state = "disabled" if u["disabled"] else "active"
+        if u["locked_until"] is not None:
+            state = f"locked to {u['locked_until']:%H:%M:%S}Z"
+        elif u["must_change_password"]:
+            state += ", must change pw"
+        unit = u["unit_callsign"] or "-"
+        print(f"{u['username']:<20} {u['role']:<13} {unit:<7} {state:<22} {u['open_sessions']}")
 
 
 def _serve(host: str, port: int, workers: int, reload: bool) -> None:
@@ -278,6 +359,24 @@ def main(argv: list[str] | None = None) -> None:
     add.add_argument("--role", required=True)
     add.add_argument("--password", required=True)
     add.add_argument("--unit", default=None, help="callsign, for role unit")
+    add.add_argument(
+        "--temporary",
+        action="store_true",
+        help="the user must change the password at first sign-in",
+    )
+    users_sub.add_parser("list", help="every account, its state and open sessions")
+    for name, text in (
+        ("disable", "disable an account and end its sessions on every worker"),
+        ("enable", "enable a disabled account"),
+        ("end-sessions", "sign the user out everywhere"),
+        ("unlock", "end a sign-in lockout (an account or any name tried)"),
+    ):
+        users_sub.add_parser(name, help=text).add_argument("username")
+    reset = users_sub.add_parser(
+        "reset", help="reset a password (printed if not given); changed at next sign-in"
+    )
+    reset.add_argument("username")
+    reset.add_argument("--password", default=None)
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -325,8 +424,13 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_areas_import(args.file, args.level))
     elif args.command == "gazetteer":
         asyncio.run(_gazetteer_import(args.files))
+    elif args.command == "users" and args.users_command == "add":
+        asyncio.run(_users_add(args.username, args.role, args.password, args.unit, args.temporary))
     elif args.command == "users":
-        asyncio.run(_users_add(args.username, args.role, args.password, args.unit))
+        asyncio.run(
+            _users(args.users_command, getattr(args, "username", None),
+                   getattr(args, "password", None))
+        )  # fmt: skip
     if args.command not in ("serve", "simulate"):
         print(f"done in {time.monotonic() - started:.1f} s")
 

@@ -23,7 +23,21 @@ class Settings(BaseSettings):
     # can share one Redis without seeing each other.
     redis_prefix: str = "cad"
     jwt_secret: str = DEV_JWT_SECRET
-    jwt_ttl_s: int = 8 * 3600
+    # Access tokens are short: a refresh (rotating, kept in PostgreSQL) renews them, and
+    # ending a session refuses them on every worker within seconds (docs/SECURITY.md).
+    jwt_ttl_s: int = Field(default=900, ge=10, le=24 * 3600)
+    # A session's absolute life: a shift and some, whatever the refreshes.
+    session_ttl_s: int = Field(default=14 * 3600, ge=60)
+    # Sign-in lockout: this many failures for one account within the window lock it for
+    # lockout_s (429 with Retry-After), the same for a name that has no account.
+    signin_max_failures: int = Field(default=5, ge=1)
+    signin_window_s: int = Field(default=900, ge=1)
+    signin_lockout_s: int = Field(default=900, ge=1)
+    # Per client address, far higher: a whole control room may sign in from one address.
+    signin_address_max_failures: int = Field(default=100, ge=1)
+    # Session cookies (the consoles) get the Secure flag on HTTPS; force it behind a TLS
+    # proxy that talks plain HTTP to us.
+    cookie_secure: bool | None = None
     db_pool_min: int = 2
     db_pool_max: int = 20
     db_command_timeout_s: float = 10.0

@@ -10,6 +10,8 @@ import asyncpg
 from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 
+from cad.audit.service import Client
+from cad.auth.cookies import ACCESS_COOKIE, SAFE_METHODS, check_csrf
 from cad.auth.security import Principal, Role, decode_token
 from cad.db.pool import transaction
 from cad.errors import Forbidden, Unauthorized
@@ -34,11 +36,27 @@ async def tx(state: AppState) -> AsyncIterator[asyncpg.Connection]:
 
 
 def current_principal(request: Request, token: str | None = Depends(oauth2)) -> Principal:
+    """The caller, from a bearer token (API clients) or the session cookie (consoles, which
+    must then pass the CSRF check to change anything); refused once its session ended."""
+    state = get_state(request)
     if not token:
-        raise Unauthorized("not authenticated: send Authorization: Bearer <token>")
-    principal = decode_token(token, get_state(request).settings.jwt_secret)
+        token = request.cookies.get(ACCESS_COOKIE)
+        if not token:
+            raise Unauthorized("not authenticated: send Authorization: Bearer <token>")
+        if request.method not in SAFE_METHODS:
+            check_csrf(request)
+    principal = decode_token(token, state.settings.jwt_secret)
+    if state.auth is not None:
+        state.auth.guard.check(principal)
     request.state.principal = principal
     return principal
+
+
+def client_of(request: Request) -> Client:
+    """The caller's address and user agent, as the access log keeps them. The address is
+    the peer's (uvicorn rewrites it from X-Forwarded-For only for trusted proxies)."""
+    return Client.of(request.client.host if request.client else None,
+                     request.headers.get("user-agent"))  # fmt: skip
 
 
 def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:

@@ -16,6 +16,7 @@ import asyncpg
 import structlog
 
 from cad.alarms.service import check_timers
+from cad.auth.service import end_expired_lockouts
 from cad.db.pool import connect, transaction
 from cad.events.relay import run_relay
 from cad.events.writer import Event, append_event
@@ -95,6 +96,11 @@ class Leader:
         async with transaction(self.state.pool) as conn:
             yield conn
 
+    async def _end_lockouts(self) -> None:
+        auth = self.state.auth
+        async with self._tx() as conn:
+            await end_expired_lockouts(conn, auth.throttle if auth else None)
+
     async def _engine_loop(self) -> None:
         settings = self.state.settings
         last_timers = 0.0
@@ -127,6 +133,7 @@ class Leader:
                 if loop.time() - last_timers >= 5.0:
                     last_timers = loop.time()
                     await check_timers(self._tx, append_event, self.state)
+                    await self._end_lockouts()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -143,5 +143,7 @@ async def seed_demo(conn: asyncpg.Connection, areas: AreaSet) -> dict[str, int]:
     for unit in fleet:
         await dispatch_repo.upsert_unit(conn, unit)
     for user in DEMO_USERS:
-        await auth_service.add_user(conn, user.username, user.role, user.password, user.unit)
+        await auth_service.add_user(
+            conn, user.username, user.role, user.password, user.unit, demo=True
+        )
     return {"units": len(fleet), "users": len(DEMO_USERS)}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 from redis.asyncio import Redis
 
+from cad.auth.service import Auth
 from cad.config import Settings
 from cad.events.hub import Hub
 from cad.fleet import FleetSync
@@ -43,6 +44,8 @@ class AppState:
     fleet: FleetSync | None = None
     leader: Leader | None = None
     limiter: RateLimiter | None = None
+    # Sign-in throttle and the guard of ended sessions (cad/auth).
+    auth: Auth | None = None
     # Sector level within the areas (London's 2014 wards by default); None when an imported
     # area set has no imported wards.
     wards: AreaSet | None = None

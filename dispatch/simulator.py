@@ -11,6 +11,7 @@ import asyncio
 import math
 import random
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +74,55 @@ class SimUnit:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class SessionAuth(httpx.Auth):
+    """Bearer auth that outlives a 15-minute access token: on a 401 it spends the refresh
+    token for a new pair (or signs in again if the session is gone) and retries once."""
+
+    requires_response_body = True
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
+        self.password = password
+        self.access: str | None = None
+        self.refresh: str | None = None
+
+    def take(self, response: httpx.Response) -> bool:
+        if response.status_code != 200:
+            return False
+        body = response.json()
+        self.access, self.refresh = body["access_token"], body["refresh_token"]
+        return True
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if request.url.path.startswith("/api/auth/"):
+            yield request
+            return
+        if self.access is None:
+            self.take((yield self._sign_in(request)))
+        request.headers["Authorization"] = f"Bearer {self.access}"
+        response = yield request
+        if response.status_code != 401:
+            return
+        renewed = False
+        if self.refresh is not None:
+            renewed = self.take((yield self._renew(request)))
+        if not renewed:
+            renewed = self.take((yield self._sign_in(request)))
+        if renewed:
+            request.headers["Authorization"] = f"Bearer {self.access}"
+            yield request
+
+    def _sign_in(self, request: httpx.Request) -> httpx.Request:
+        url = request.url.copy_with(path="/api/auth/token", query=None)
+        return httpx.Request(
+            "POST", url, data={"username": self.username, "password": self.password}
+        )
+
+    def _renew(self, request: httpx.Request) -> httpx.Request:
+        url = request.url.copy_with(path="/api/auth/refresh", query=None)
+        return httpx.Request("POST", url, json={"refresh_token": self.refresh})
+
+
 class Simulator:
     def __init__(self, config: SimulatorConfig, client: httpx.AsyncClient) -> None:
         self.config = config
@@ -84,13 +134,15 @@ class Simulator:
         self.incident_points: dict[int, tuple[float, float]] = {}
 
     async def sign_in(self) -> None:
+        auth = SessionAuth(self.config.username, self.config.password)
         response = await self.client.post(
             "/api/auth/token",
             data={"username": self.config.username, "password": self.config.password},
         )
         response.raise_for_status()
-        token = response.json()["access_token"]
-        self.client.headers["Authorization"] = f"Bearer {token}"
+        auth.take(response)
+        # Every later request renews the session itself when its token expires.
+        self.client.auth = auth
 
     async def refresh_units(self) -> None:
         response = await self.client.get("/api/units")

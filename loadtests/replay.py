@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from loadtests.session_auth import SessionAuth
 from loadtests.sources import LogCall, SourceError, percentile, read_log, window
 
 
@@ -132,7 +133,10 @@ async def run_replay(cfg: ReplayConfig) -> dict[str, Any]:
             raise
         if r.status_code != 200:
             _fail(f"sign-in as {cfg.username} refused: {r.status_code} {r.text[:200]}")
-        client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        auth = SessionAuth(cfg.username, cfg.password)
+        auth.take(r)
+        # A long replay outlives an access token: the client renews it on a 401.
+        client.auth = auth
         gate = asyncio.Semaphore(cfg.concurrency)
 
         async def send(call: LogCall, copy: int) -> None:

@@ -1,7 +1,9 @@
-"""Password hashing (argon2) and short-lived JWTs (PyJWT)."""
+"""Password hashing (argon2), short-lived access JWTs (PyJWT) and refresh tokens."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -45,6 +47,8 @@ class Principal:
     username: str
     role: Role
     unit_id: int | None
+    # The session the token belongs to: ending it refuses the token on every worker.
+    session_id: str = ""
 
     @property
     def actor(self) -> str:
@@ -58,6 +62,7 @@ def issue_token(principal: Principal, secret: str, ttl_s: int) -> str:
         "name": principal.username,
         "role": str(principal.role),
         "unit_id": principal.unit_id,
+        "sid": principal.session_id,
         "iat": now,
         "exp": now + timedelta(seconds=ttl_s),
     }
@@ -67,15 +72,26 @@ def issue_token(principal: Principal, secret: str, ttl_s: int) -> str:
 def decode_token(token: str, secret: str) -> Principal:
     try:
         claims = jwt.decode(
-            token, secret, algorithms=["HS256"], options={"require": ["exp", "sub", "role"]}
+            token, secret, algorithms=["HS256"], options={"require": ["exp", "sub", "role", "sid"]}
         )
         return Principal(
             user_id=int(claims["sub"]),
             username=str(claims.get("name", "")),
             role=Role(claims["role"]),
             unit_id=claims.get("unit_id"),
+            session_id=str(claims["sid"]),
         )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("token expired") from exc
     except (jwt.InvalidTokenError, ValueError, KeyError) as exc:
         raise Unauthorized("invalid token") from exc
+
+
+def new_refresh_token() -> tuple[str, bytes]:
+    """A refresh token and the hash kept of it (the token itself is never stored)."""
+    token = secrets.token_urlsafe(32)
+    return token, refresh_hash(token)
+
+
+def refresh_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
 import structlog
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
+from cad.auth.cookies import ACCESS_COOKIE, same_origin
 from cad.auth.security import Principal, Role, decode_token
 from cad.db.pool import DB_DOWN_ERRORS, DB_DOWN_OR_SLOW
 from cad.deps import Staff, StateDep, tx
@@ -34,7 +36,7 @@ POSITIONS_EVERY_S = 2.0
 @router.get("/api/events", response_class=JSON, responses=returns(EventsPageOut))
 async def list_events(
     state: StateDep,
-    _: Staff,
+    principal: Staff,
     since: Annotated[int, Query(ge=0, lt=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> Any:
@@ -52,7 +54,22 @@ async def list_events(
             events = await repository.events_between(conn, since, upto + 1)
     except DB_DOWN_OR_SLOW as exc:
         raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+    if not sees_account_events(principal):
+        events = [e for e in events if not e.type.startswith(ACCOUNT_EVENTS)]
     return {"events": [e.to_dict() for e in events], "last_seq": safe, "next_since": upto}
+
+
+# Account events (sessions ended, lockouts) are for supervisors and administrators; the
+# other consoles skip them, page boundaries unchanged.
+ACCOUNT_EVENTS = "auth."
+
+
+def sees_account_events(principal: Principal) -> bool:
+    return principal.role in (Role.SUPERVISOR, Role.ADMIN)
+
+
+def _not_account_event(event: Event) -> bool:
+    return not event.type.startswith(ACCOUNT_EVENTS)
 
 
 class UnitFilter:
@@ -80,8 +97,9 @@ async def events_ws(websocket: WebSocket, token: str = "", since: int | None = N
     if principal is None:
         return
     hub = state.hub
-    assert hub is not None
+    assert hub is not None and state.auth is not None
     stream = ConsoleStream(websocket, state, hub, principal)
+    unwatch = state.auth.guard.watch(principal.session_id, stream.end)
     watcher = asyncio.create_task(_watch_disconnect(websocket, stream.sub))
     try:
         await stream.hello(since)
@@ -93,6 +111,7 @@ async def events_ws(websocket: WebSocket, token: str = "", since: int | None = N
         with contextlib.suppress(Exception):
             await websocket.close(code=1011, reason=f"catch-up failed: {type(exc).__name__}")
     finally:
+        unwatch()
         hub.unsubscribe(stream.sub)
         watcher.cancel()
 
@@ -100,11 +119,24 @@ async def events_ws(websocket: WebSocket, token: str = "", since: int | None = N
 async def _admit(
     websocket: WebSocket, state: AppState, token: str, since: int | None
 ) -> Principal | None:
-    """The signed-in principal, or None after closing with the reason (4401, 4422)."""
+    """The signed-in principal, or None after closing with the reason (4401, 4403, 4422).
+
+    Consoles are signed in by their session cookie, accepted only from this origin (a
+    page elsewhere cannot open a socket with it); machine clients pass ``token=``."""
+    if not token:
+        if not same_origin(websocket):
+            await websocket.close(code=4403, reason="cross-origin WebSocket refused")
+            return None
+        token = websocket.cookies.get(ACCESS_COOKIE, "")
+    if not token:
+        await websocket.close(code=4401, reason="not authenticated: sign in")
+        return None
     try:
         principal: Principal = decode_token(token, state.settings.jwt_secret)
+        assert state.auth is not None
+        state.auth.guard.check(principal)
     except CADError as exc:
-        await websocket.close(code=4401, reason=exc.detail)
+        await websocket.close(code=4401, reason=exc.detail[:120])
         return None
     if since is not None and not 0 <= since < 2**62:
         await websocket.close(code=4422, reason="since must be a non-negative integer")
@@ -122,11 +154,24 @@ class ConsoleStream:
         self.state = state
         self.hub = hub
         own_unit = principal.unit_id if principal.role is Role.UNIT else None
-        self.keep = UnitFilter(own_unit) if own_unit else None
+        self.keep: Callable[[Event], bool] | None = None
+        if own_unit:
+            self.keep = UnitFilter(own_unit)
+        elif not sees_account_events(principal):
+            self.keep = _not_account_event
+        self.staff = own_unit is None
+        # Set when the session ends (signed out, disabled, changed): the stream closes 4401.
+        self.ended_reason: str | None = None
         # Subscribe before reading the backlog, so nothing committed in between is missed;
         # the seq check in send() drops what both deliver.
         self.sub = hub.subscribe()
         self.last_sent = -1
+
+    def end(self, reason: str) -> None:
+        """The guard's call when this console's session ends: wake the sender to close."""
+        self.ended_reason = reason
+        with contextlib.suppress(asyncio.QueueFull):
+            self.sub.queue.put_nowait(None)
 
     async def send(self, event: Event, payload: bytes | None = None) -> None:
         if event.seq <= self.last_sent:
@@ -164,7 +209,7 @@ class ConsoleStream:
     async def follow(self) -> None:
         """Live deliveries until the client goes, the server stops, or the hub drops a
         consumer too slow to keep up (4408 with the last seq it got, to resume from)."""
-        positions = PositionFeed(self.state) if self.keep is None else None
+        positions = PositionFeed(self.state) if self.staff else None
         queue = self.sub.queue
         while True:
             if positions is None:
@@ -179,9 +224,15 @@ class ConsoleStream:
             while not queue.empty():
                 batch.append(queue.get_nowait())
             for delivery in batch:
-                if delivery is None:
-                    return  # the watcher saw the connection close
+                if delivery is None or self.ended_reason is not None:
+                    break
                 await self.send(*delivery)
+            if self.ended_reason is not None:
+                reason = f"session ended: {self.ended_reason}"[:120]
+                await self.websocket.close(code=4401, reason=reason)
+                return
+            if None in batch:
+                return  # the watcher saw the connection close
             EVENTS_FANNED.inc(len(batch))
             if self.sub.dropped_reason is not None:
                 await self._drop(self.sub.dropped_reason)

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
+from cad.audit import service as audit
 from cad.auth.security import Role
-from cad.deps import AnyUser, Dispatcher, IdPath, Staff, StateDep, Supervisor, tx
+from cad.deps import AnyUser, Dispatcher, IdPath, Staff, StateDep, Supervisor, client_of, tx
 from cad.errors import Forbidden
 from cad.events.schemas import EventOut
 from cad.http import JSON, returns
@@ -165,7 +166,12 @@ async def assign(
 
 
 @router.get("/{incident_id}/export", response_class=JSON, responses=returns(IncidentExportOut))
-async def export(incident_id: IdPath, state: StateDep, _: Supervisor) -> Any:
-    """The incident's complete history, as recorded, for disclosure or audit."""
+async def export(
+    incident_id: IdPath, request: Request, state: StateDep, principal: Supervisor
+) -> Any:
+    """The incident's complete history, as recorded, for disclosure or audit. Every read
+    is in the access log."""
     async with tx(state) as conn:
-        return await service.export(conn, state, incident_id)
+        body = await service.export(conn, state, incident_id)
+        await audit.record_read(conn, "export.read", principal, client_of(request), incident_id)
+    return body

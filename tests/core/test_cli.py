@@ -81,7 +81,7 @@ async def test_users_add(db_url: str) -> None:
         "--role",
         "unit",
         "--password",
-        "long-enough",
+        "long enough words",
         "--unit",
         "ZD11",
     )
@@ -94,7 +94,9 @@ async def test_users_add(db_url: str) -> None:
         assert (row["role"], row["callsign"]) == ("unit", "ZD11")
     finally:
         await conn.close()
-    bad_role = cad(db_url, "users", "add", "x", "--role", "chief", "--password", "long-enough")
+    bad_role = cad(
+        db_url, "users", "add", "x", "--role", "chief", "--password", "long enough words"
+    )
     assert bad_role.returncode == 2 and "role" in bad_role.stderr
     bad_unit = cad(
         db_url,
@@ -104,7 +106,7 @@ async def test_users_add(db_url: str) -> None:
         "--role",
         "unit",
         "--password",
-        "long-enough",
+        "long enough words",
         "--unit",
         "NOPE1",
     )
@@ -117,3 +119,49 @@ def test_cli_says_what_to_do_when_postgres_is_unreachable() -> None:
     result = cad("postgresql://postgres@127.0.0.1:1/cad", "migrate")
     assert result.returncode == 2
     assert "cannot reach PostgreSQL" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_users_admin_commands(db_url: str) -> None:
+    listed = cad(db_url, "users", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "dispatcher" in listed.stdout and "supervisor" in listed.stdout
+    conn = await connect(db_url)
+    try:
+        user_id = await conn.fetchval("SELECT id FROM users WHERE username = 'dispatcher'")
+        await conn.execute(
+            "INSERT INTO sessions (id, user_id, expires_at) "
+            "VALUES (gen_random_uuid(), $1, now() + interval '1 hour')",
+            user_id,
+        )
+        disabled = cad(db_url, "users", "disable", "dispatcher")
+        assert disabled.returncode == 0, disabled.stderr
+        assert "1 session(s) ended" in disabled.stdout
+        row = await conn.fetchrow(
+            "SELECT disabled, (SELECT count(*) FROM sessions WHERE user_id = u.id AND ended_at IS NULL) AS open FROM users u WHERE username = 'dispatcher'"
+        )
+        assert row["disabled"] and row["open"] == 0
+        # The workers learn of it from the event log.
+        ended = await conn.fetchval(
+            "SELECT data->>'reason' FROM events WHERE type = 'auth.sessions_ended'"
+        )
+        assert ended == "account disabled"
+        assert cad(db_url, "users", "enable", "dispatcher").returncode == 0
+        reset = cad(db_url, "users", "reset", "handler")
+        assert reset.returncode == 0 and "temporary password: " in reset.stdout
+        flags = await conn.fetchval(
+            "SELECT must_change_password FROM users WHERE username = 'handler'"
+        )
+        assert flags is True
+        await conn.execute(
+            "INSERT INTO signin_locks (scope, key, until, failures) "
+            "VALUES ('account', 'unit', now() + interval '10 minutes', 5)"
+        )
+        unlocked = cad(db_url, "users", "unlock", "unit")
+        assert unlocked.returncode == 0 and "unlocked" in unlocked.stdout
+        audit = await conn.fetch("SELECT action, detail->>'by' AS by FROM access_log ORDER BY id")
+        actions = [r["action"] for r in audit]
+        assert actions.count("user.change") == 3 and "unlock" in actions
+        missing = cad(db_url, "users", "disable", "nobody")
+        assert missing.returncode == 2 and "nobody" in missing.stderr
+    finally:
+        await conn.close()

@@ -28,6 +28,10 @@ USER_FOR_ROLE = {
     ADMIN: "admin",
 }
 PUBLIC = "public"
+# Carries its own credential in the body (a password, a refresh token): no bearer token
+# is asked for, and without the credential the answer is 401.
+CREDENTIAL = "credential"
+ADMINS = frozenset({ADMIN})
 EVERYONE = frozenset(ROLES)
 STAFF = frozenset({CH, DISP, SUP, ADMIN})
 HANDLERS = frozenset({CH, SUP, ADMIN})
@@ -41,7 +45,18 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
-    ("POST", "/api/auth/token"): PUBLIC,
+    ("POST", "/api/auth/token"): CREDENTIAL,
+    ("POST", "/api/auth/refresh"): CREDENTIAL,
+    ("POST", "/api/auth/password"): CREDENTIAL,
+    # Anyone may end their own session; without one there is nothing to end.
+    ("POST", "/api/auth/signout"): PUBLIC,
+    ("GET", "/api/users"): ADMINS,
+    ("POST", "/api/users"): ADMINS,
+    ("GET", "/api/users/{username}"): ADMINS,
+    ("PATCH", "/api/users/{username}"): ADMINS,
+    ("POST", "/api/users/{username}/end-sessions"): ADMINS,
+    ("POST", "/api/users/{username}/unlock"): ADMINS,
+    ("GET", "/api/access-log"): SUPERVISORS,
     ("GET", "/api/incident-types"): EVERYONE,
     ("GET", "/api/grades"): EVERYONE,
     ("GET", "/api/areas"): EVERYONE,
@@ -97,6 +112,12 @@ class World:
     own_unit: int
     other_unit: int
     marker: int
+    refresh_token: str  # of a session of its own, for the refresh route
+    user: str  # an account made for the matrix (its password changed once, by itself)
+
+
+MATRIX_USER = "matrix.user"
+MATRIX_TEMP = "temporary pass phrase 1"
 
 
 async def operations(api: Api) -> list[tuple[str, str]]:
@@ -122,12 +143,27 @@ async def build_world(api: Api) -> World:
     other_unit = next(int(u["id"]) for u in units if int(u["id"]) != own_unit)
     r = await api.as_("supervisor", "POST", "/api/markers", json=MARKER)
     assert r.status_code == 201, r.text
-    return World(own, other, spare, own_unit, other_unit, int(r.json()["id"]))
+    marker = int(r.json()["id"])
+    signed = await api.client.post(
+        "/api/auth/token", data={"username": "handler", "password": "handler-999"}
+    )
+    assert signed.status_code == 200, signed.text
+    made = await api.as_(
+        "admin", "POST", "/api/users",
+        json={"username": MATRIX_USER, "role": "dispatcher", "password": MATRIX_TEMP},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    return World(
+        own, other, spare, own_unit, other_unit, marker, signed.json()["refresh_token"],
+        MATRIX_USER,
+    )  # fmt: skip
 
 
 def request_for(method: str, path: str, w: World) -> dict[str, Any]:
     """A well-formed request for the operation, so an allowed role gets past validation."""
-    url = path.format(incident_id=w.own_incident, unit_id=w.own_unit, marker_id=w.marker)
+    url = path.format(
+        incident_id=w.own_incident, unit_id=w.own_unit, marker_id=w.marker, username=w.user
+    )
     url += {"/api/places": "?q=SE1 7PB", "/api/places/reverse": "?lat=51.5&lng=-0.12"}.get(path, "")
     bodies: dict[str, Any] = {
         "/api/calls": call_body(),
@@ -142,11 +178,23 @@ def request_for(method: str, path: str, w: World) -> dict[str, Any]:
         "/api/units/positions": [{"unit_id": w.own_unit, "lat": 51.5, "lng": -0.12}],
         "/api/markers": MARKER,
         "/api/markers/{marker_id}": {"text": "matrix test edit"},
-    }
+        "/api/auth/refresh": {"refresh_token": w.refresh_token},
+        "/api/auth/password": {
+            "username": w.user, "current_password": MATRIX_TEMP,
+            "new_password": "a new pass phrase of mine",
+        },
+        "/api/auth/signout": {},
+        "/api/users": {"username": "matrix.new", "role": "call_handler",
+                       "password": "temporary pass phrase 2"},
+        # Enabling an enabled account: allowed, and it ends no session.
+        "/api/users/{username}": {"disabled": False},
+        "/api/users/{username}/end-sessions": None,
+        "/api/users/{username}/unlock": None,
+    }  # fmt: skip
     kw: dict[str, Any] = {"method": method, "url": url}
     if path == "/api/auth/token":
         kw["data"] = {"username": "handler", "password": "handler-999"}
-    elif method in ("POST", "PATCH"):
+    elif method in ("POST", "PATCH") and bodies[path] is not None:
         kw["json"] = bodies[path]
     return kw
 
@@ -191,6 +239,14 @@ async def test_role_matrix(api: Api) -> None:
         base = request_for(method, path, world)
         anonymous = await api.client.request(**base)
         checked += 1
+        if expected == CREDENTIAL:
+            # Its credential is its authority: no token needed, and none is enough.
+            if anonymous.status_code != 200:
+                mismatches.append(f"{method} {path} with its credential: {anonymous.status_code}")
+            bare = await api.client.request(method, base["url"])
+            if bare.status_code not in (401, 422):
+                mismatches.append(f"{method} {path} without credential: {bare.status_code}")
+            continue
         if expected == PUBLIC:
             if anonymous.status_code in (401, 403) or anonymous.status_code >= 500:
                 mismatches.append(f"{method} {path} public, anonymous got {anonymous.status_code}")

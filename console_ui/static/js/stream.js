@@ -1,7 +1,7 @@
 // The live event stream: WebSocket with resume-from-seq, backoff, de-duplication and a
 // polling fallback. Each console sees every event exactly once, in seq order, whatever
 // happens to the socket.
-import { session } from "./api.js";
+import { api, refreshSession, session, sessionEnded } from "./api.js";
 
 const HEAD = "4611686018427387903"; // 2**62 - 1: "nothing after this" yields just last_seq
 const POLL_MS = 2000;
@@ -31,7 +31,6 @@ export class EventStream {
     this.onResync = onResync;
     this.pollEvents = pollEvents;
     const s = session();
-    this.token = s.token;
     this.storeKey = `cad.lastSeq.${s.username}`;
     const stored = sessionStorage.getItem(this.storeKey);
     this.lastSeq = stored === null ? null : Number(stored);
@@ -82,8 +81,9 @@ export class EventStream {
     if (this.stopped) return;
     clearTimeout(this.retryTimer);
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    let url = `${proto}//${location.host}/ws/events?token=${encodeURIComponent(this.token)}`;
-    if (this.lastSeq !== null) url += `&since=${this.lastSeq}`;
+    // The session cookie signs the socket in; no token travels in the URL.
+    let url = `${proto}//${location.host}/ws/events`;
+    if (this.lastSeq !== null) url += `?since=${this.lastSeq}`;
     let ws;
     try {
       ws = new WebSocket(url);
@@ -93,7 +93,8 @@ export class EventStream {
     }
     ws.binaryType = "arraybuffer";
     this.ws = ws;
-    this.lastUrl = url.replace(/token=[^&]*/, "token=…");
+    this.lastUrl = url;
+    const openedAt = Date.now();
     let helloSeen = false;
     ws.onmessage = (msg) => {
       let ev;
@@ -132,9 +133,16 @@ export class EventStream {
       if (this.ws !== ws) return;
       this.ws = null;
       if (ev.code === 4401) {
-        // The token is no good any more: sign in again.
-        sessionStorage.removeItem("cad.session");
-        location.replace("/console/?expired=1");
+        // An ended session goes back to sign in; an expired access token is refreshed
+        // and the socket reopened from where it was.
+        if ((ev.reason || "").startsWith("session ended")) {
+          sessionEnded(ev.reason);
+          return;
+        }
+        refreshSession(openedAt).then((ok) => {
+          if (ok) this._reconnectNow();
+          else sessionEnded(ev.reason);
+        });
         return;
       }
       if (ev.code === 4408 && helloSeen) {
@@ -197,16 +205,8 @@ export class EventStream {
           await this.onResync();
         } else {
           const since = this.lastSeq === null ? HEAD : String(this.lastSeq);
-          const res = await fetch(`/api/events?since=${since}&limit=500`, {
-            headers: { Authorization: `Bearer ${this.token}` },
-          });
-          if (res.status === 401) {
-            sessionStorage.removeItem("cad.session");
-            location.replace("/console/?expired=1");
-            return;
-          }
-          if (!res.ok) throw new Error(`HTTP ${res.status}`);
-          const body = await res.json();
+          // api() refreshes an expired token, and signs out an ended session.
+          const body = await api("GET", `/api/events?since=${since}&limit=500`);
           if (this.lastSeq === null) {
             this._setSeq(body.last_seq);
             if (!this._firstReady) this.onResync();
