@@ -63,6 +63,8 @@ def issue_token(principal: Principal, secret: str, ttl_s: int) -> str:
         "role": str(principal.role),
         "unit_id": principal.unit_id,
         "sid": principal.session_id,
+        # Unique per token: two issued in one second for one session still differ.
+        "jti": secrets.token_urlsafe(9),
         "iat": now,
         "exp": now + timedelta(seconds=ttl_s),
     }
