@@ -13,7 +13,7 @@ ROLES = [
     ("handler", "/console/handler/", "#call"),
     ("dispatcher", "/console/dispatcher/", "#queue"),
     ("supervisor", "/console/supervisor/", "#grades .tile"),
-    ("admin", "/console/dispatcher/", "#queue"),
+    ("admin", "/console/admin/", "#users tbody tr"),
 ]
 
 

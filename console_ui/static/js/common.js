@@ -23,9 +23,29 @@ export function openSearch(url) {
   else location.assign(url);
 }
 
+// The consoles a supervisor or an administrator may open besides their own: each page's
+// requireSession admits these roles, so a link never leads to a refusal.
+const NAV = [
+  { href: "/console/handler/", label: "Calls", roles: ["supervisor", "admin"] },
+  { href: "/console/dispatcher/", label: "Dispatch", roles: ["supervisor", "admin"] },
+  { href: "/console/supervisor/", label: "KPIs", roles: ["supervisor", "admin"] },
+  { href: "/console/supervisor/access.html", label: "Access log", roles: ["supervisor", "admin"] },
+  { href: "/console/admin/", label: "Users", roles: ["admin"] },
+];
+
+function navHtml(role) {
+  const here = location.pathname.replace(/index\.html$/, "");
+  const links = NAV.filter((n) => n.roles.includes(role)).map(
+    (n) =>
+      `<a class="nav-link" href="${esc(n.href)}"${n.href === here ? ' aria-current="page"' : ""}>${esc(n.label)}</a>`,
+  );
+  return links.length ? `<nav class="topnav" aria-label="Consoles">${links.join("")}</nav>` : "";
+}
+
 /**
  * Fill the top bar: title, who is signed in, connection state, sign out. Staff get a link
  * to the search page; `{searchBox: true}` adds a query box that opens it (Enter).
+ * Supervisors and administrators also get links to the other consoles they may use.
  */
 export function topbar(title, s, { searchBox = false, current = "" } = {}) {
   const bar = $(".topbar");
@@ -40,6 +60,7 @@ export function topbar(title, s, { searchBox = false, current = "" } = {}) {
         : ""
     }
     <span class="spacer"></span>
+    ${navHtml(s.role)}
     ${
       staff && current !== "search"
         ? `<a id="nav-search" class="nav-link" href="/console/search/" target="${SEARCH_TAB}">Search</a>`
