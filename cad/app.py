@@ -31,6 +31,7 @@ from cad.calls.router import router as calls_router
 from cad.catalogue.router import router as catalogue_router
 from cad.config import Settings, get_settings
 from cad.db.pool import DB_DOWN_ERRORS, create_pool
+from cad.emergency.router import router as emergency_router
 from cad.errors import CADError, Invalid
 from cad.events.hub import Hub
 from cad.events.router import router as events_router
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         markers_router,
         users_router,
         audit_router,
+        emergency_router,
     ):
         app.include_router(router, responses=API_ERRORS)
     if settings.cors_origins:
@@ -206,7 +208,7 @@ async def _build_state(settings: Settings, pool: asyncpg.Pool, redis: Redis) -> 
         rules=load_rules(),
         eta=KolesarEta(),
         directory=UnitDirectory(projector, grade_order(scheme)),
-        plans=plans_from_catalogue(catalogue),
+        plans=plans_from_catalogue(catalogue, emergency_units=settings.emergency_units),
         marker_categories=load_categories(),
         stream_prefix=stream_prefix,
     )
@@ -253,6 +255,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(dispatch_service.DispatchError)
     async def dispatch_error(request: Request, exc: dispatch_service.DispatchError) -> JSON:
+        if isinstance(exc, dispatch_service.InvalidPressedAt):
+            errors = [{"field": "pressed_at", "reason": exc.detail}]
+            return JSON(
+                _body(f"pressed_at: {exc.detail}", "invalid", errors=errors), status_code=422
+            )
         status = (
             404
             if isinstance(exc, dispatch_service.UnitNotFound | dispatch_service.IncidentNotFound)

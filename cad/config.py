@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     ack_timeout_s: int = 120
     # An I-grade incident may divert a unit from a lower-grade job when it saves this much.
     divert_min_saving_s: int = 120
+    # Units sent at once when an officer presses the emergency button.
+    emergency_units: int = Field(default=3, ge=1, le=20)
     engine_interval_s: float = 1.0
     max_body_bytes: int = 256 * 1024
     # Intake requests per user per minute; high enough for load tests' simulated handlers.

@@ -68,10 +68,16 @@ class AppState:
         return [g.code for g in grades if self.auto_dispatches(g.code)]
 
 
-def plans_from_catalogue(catalogue: dict[str, IncidentType]) -> dict[str, list[Need]]:
+def plans_from_catalogue(
+    catalogue: dict[str, IncidentType], emergency_units: int | None = None
+) -> dict[str, list[Need]]:
     """Response plans as dispatch needs; a plan-less type that is graded up still needs
-    someone, so it falls back to one response unit."""
-    return {
+    someone, so it falls back to one response unit. The officer's emergency sends as many
+    response units as configured (CAD_EMERGENCY_UNITS)."""
+    plans = {
         code: [Need(p.capability, p.count) for p in t.response_plan] or list(FALLBACK_PLAN)
         for code, t in catalogue.items()
     }
+    if emergency_units is not None and "OFFICER_ASSIST" in plans:
+        plans["OFFICER_ASSIST"] = [Need("response", emergency_units)]
+    return plans

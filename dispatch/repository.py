@@ -96,7 +96,8 @@ async def insert_assignment(
 
 async def open_assignment_for_unit(conn: asyncpg.Connection, unit_id: int) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(
-        """SELECT a.id, a.incident_id, a.status, i.grade, i.ref
+        """SELECT a.id, a.incident_id, a.status, a.dispatched_at, a.acknowledged_at,
+                  i.grade, i.ref
            FROM assignments a JOIN incidents i ON i.id = a.incident_id
            WHERE a.unit_id = $1 AND a.status IN ('dispatched','en_route','on_scene')""",
         unit_id,
@@ -118,19 +119,26 @@ async def open_assignments_for_incident(
 
 
 async def update_assignment(
-    conn: asyncpg.Connection, assignment_id: int, status: str, reason: str | None = None
+    conn: asyncpg.Connection,
+    assignment_id: int,
+    status: str,
+    reason: str | None = None,
+    at: datetime | None = None,
 ) -> asyncpg.Record:
-    # Each timestamp is set once, on the first move into its state.
+    # Each timestamp is set once, on the first move into its state. `at` is when the
+    # officer pressed the button, if that was earlier than now (a change sent late).
     row: asyncpg.Record = await conn.fetchrow(
         """UPDATE assignments SET
                status = $2,
                acknowledged_at = CASE WHEN $2 IN ('en_route','on_scene')
-                                      THEN coalesce(acknowledged_at, now()) ELSE acknowledged_at END,
-               en_route_at = CASE WHEN $2 = 'en_route' THEN coalesce(en_route_at, now())
+                                      THEN coalesce(acknowledged_at, $4, now())
+                                      ELSE acknowledged_at END,
+               en_route_at = CASE WHEN $2 = 'en_route' THEN coalesce(en_route_at, $4, now())
                                   ELSE en_route_at END,
-               on_scene_at = CASE WHEN $2 = 'on_scene' THEN coalesce(on_scene_at, now())
+               on_scene_at = CASE WHEN $2 = 'on_scene' THEN coalesce(on_scene_at, $4, now())
                                   ELSE on_scene_at END,
-               cleared_at = CASE WHEN $2 IN ('cleared','cancelled') THEN now() ELSE cleared_at END,
+               cleared_at = CASE WHEN $2 IN ('cleared','cancelled') THEN coalesce($4, now())
+                                 ELSE cleared_at END,
                cleared_reason = coalesce($3, cleared_reason)
            WHERE id = $1
            RETURNING id, incident_id, unit_id, status, dispatched_at, acknowledged_at,
@@ -138,8 +146,22 @@ async def update_assignment(
         assignment_id,
         status,
         reason,
+        at,
     )
     return row
+
+
+async def acknowledge_assignment(
+    conn: asyncpg.Connection, assignment_id: int, at: datetime | None
+) -> datetime | None:
+    """Set the first acknowledgement (phase two of a dispatch); None if already set."""
+    value: datetime | None = await conn.fetchval(
+        """UPDATE assignments SET acknowledged_at = coalesce($2, now())
+            WHERE id = $1 AND acknowledged_at IS NULL RETURNING acknowledged_at""",
+        assignment_id,
+        at,
+    )
+    return value
 
 
 async def set_unit_status(conn: asyncpg.Connection, unit_id: int, status: str) -> datetime:

@@ -4,7 +4,7 @@ through the writer it is given (the cad floor owns both)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -61,6 +61,28 @@ class IncidentClosed(DispatchError):
 
 class TransitionRefused(DispatchError):
     pass
+
+
+class InvalidPressedAt(DispatchError):
+    """A pressed time the record cannot take (the cad edge answers 422 on pressed_at)."""
+
+
+# A device clock a little ahead of ours is tolerated; a press further in the future is not.
+PRESSED_AT_SKEW_S = 30
+
+
+def check_pressed_at(
+    pressed_at: datetime | None, dispatched_at: datetime | None, now: datetime
+) -> datetime | None:
+    """When the officer pressed: not in the future, not before the job was sent. A press
+    that arrives late (queued offline) keeps its own time; None means now."""
+    if pressed_at is None:
+        return None
+    if (pressed_at - now).total_seconds() > PRESSED_AT_SKEW_S:
+        raise InvalidPressedAt("is in the future (check the device's clock)")
+    if dispatched_at is not None and pressed_at < dispatched_at:
+        raise InvalidPressedAt("is before the unit was dispatched to this job")
+    return min(pressed_at, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,11 +224,14 @@ async def set_unit_status(
     *,
     incident_id: int | None = None,
     auto_close_when_cleared: bool = True,
+    pressed_at: datetime | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Move a unit; the change applies to its one open assignment, never to others.
 
     ``incident_id``, when given, must name the job the unit holds: a late "on scene" for an
-    old job must not land on the new one.
+    old job must not land on the new one. ``pressed_at`` (an officer's press sent late)
+    becomes the assignment's timestamp; the event records it beside the time received.
     """
     unit, assignment = await _lock_unit_and_job(conn, unit_id)
     current = UnitStatus(unit["status"])
@@ -220,11 +245,19 @@ async def set_unit_status(
         check_unit_transition(current, wanted)
     except IllegalTransition as exc:
         raise TransitionRefused(str(exc), allowed=exc.allowed, current=current.value) from exc
+    pressed = check_pressed_at(
+        pressed_at,
+        assignment["dispatched_at"] if assignment is not None else None,
+        now or datetime.now(UTC),
+    )
     at = await repo.set_unit_status(conn, unit_id, wanted)
     data: dict[str, Any] = {"callsign": unit["callsign"], "from": current.value, "to": wanted.value}
+    if pressed is not None:
+        data["pressed_at"] = pressed.isoformat()
+        data["received_at"] = at.isoformat()
     job = assignment["incident_id"] if assignment is not None else None
     if assignment is not None:
-        data.update(await _move_assignment(conn, assignment, wanted))
+        data.update(await _move_assignment(conn, assignment, wanted, pressed))
     await emit(conn, "unit.status", actor, incident_id=job, unit_id=unit_id, data=data)
     if job is not None:
         data["incident_status"] = await _refresh_incident(
@@ -237,6 +270,35 @@ async def set_unit_status(
         "at": at.isoformat(),
         **data,
     }
+
+
+async def acknowledge(
+    conn: asyncpg.Connection,
+    emit: Emit,
+    unit_id: int,
+    assignment_id: int,
+    actor: str,
+    *,
+    pressed_at: datetime | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Phase two of a dispatch: the officer has seen the job (before setting off)."""
+    unit, assignment = await _lock_unit_and_job(conn, unit_id)
+    if assignment is None or assignment["id"] != assignment_id:
+        raise TransitionRefused(
+            f"unit {unit['callsign']} no longer holds this job (cancelled or reassigned)"
+        )
+    pressed = check_pressed_at(pressed_at, assignment["dispatched_at"], now or datetime.now(UTC))
+    at = await repo.acknowledge_assignment(conn, assignment_id, pressed)
+    if at is None:
+        return {"assignment_id": assignment_id, "changed": False,
+                "acknowledged_at": assignment["acknowledged_at"]}  # fmt: skip
+    await emit(
+        conn, "unit.acknowledged", actor, incident_id=assignment["incident_id"], unit_id=unit_id,
+        data={"callsign": unit["callsign"], "assignment_id": assignment_id, "ref": assignment["ref"],
+              "acknowledged_at": at.isoformat()},
+    )  # fmt: skip
+    return {"assignment_id": assignment_id, "changed": True, "acknowledged_at": at}
 
 
 async def _lock_unit_and_job(
@@ -267,11 +329,14 @@ def leaving_status(held: str) -> AssignmentStatus:
 
 
 async def _move_assignment(
-    conn: asyncpg.Connection, assignment: asyncpg.Record, wanted: UnitStatus
+    conn: asyncpg.Connection,
+    assignment: asyncpg.Record,
+    wanted: UnitStatus,
+    pressed: datetime | None = None,
 ) -> dict[str, Any]:
     """Carry the unit's new status onto its assignment; the event data that says so."""
     moved = assignment_status_for(wanted) or leaving_status(assignment["status"])
-    await repo.update_assignment(conn, assignment["id"], moved, None)
+    await repo.update_assignment(conn, assignment["id"], moved, None, pressed)
     return {
         "assignment_id": assignment["id"],
         "assignment_status": moved.value,

@@ -16,7 +16,8 @@ ACK_TIMEOUT = """
            format('%s has not acknowledged %s after %s s', u.callsign, i.ref,
                   extract(epoch FROM now() - a.dispatched_at)::int) AS message
     FROM assignments a JOIN units u ON u.id = a.unit_id JOIN incidents i ON i.id = a.incident_id
-    WHERE a.status = 'dispatched' AND a.dispatched_at < now() - make_interval(secs => $1)"""
+    WHERE a.status = 'dispatched' AND a.acknowledged_at IS NULL
+      AND a.dispatched_at < now() - make_interval(secs => $1)"""
 
 WELFARE = """
     SELECT 'welfare_check' AS kind, a.incident_id, a.unit_id, a.id AS assignment_id,
@@ -50,6 +51,10 @@ async def open_alarms(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return rows
 
 
+# The kinds the timers raise and clear by themselves; any other waits for a person.
+TIMER_KINDS = frozenset({"target_breached", "ack_timeout", "welfare_check"})
+
+
 async def raise_alarm(conn: asyncpg.Connection, row: asyncpg.Record) -> int | None:
     value: int | None = await conn.fetchval(
         """INSERT INTO alarms (kind, incident_id, unit_id, assignment_id, message)
@@ -65,3 +70,22 @@ async def raise_alarm(conn: asyncpg.Connection, row: asyncpg.Record) -> int | No
 
 async def clear_alarm(conn: asyncpg.Connection, alarm_id: int) -> None:
     await conn.execute("UPDATE alarms SET cleared_at = now() WHERE id = $1", alarm_id)
+
+
+async def get_alarm(conn: asyncpg.Connection, alarm_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT id, kind, incident_id, unit_id, cleared_at, cleared_by FROM alarms
+            WHERE id = $1 FOR UPDATE""",
+        alarm_id,
+    )
+
+
+async def acknowledge_alarm(conn: asyncpg.Connection, alarm_id: int, by: str) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        """UPDATE alarms SET cleared_at = now(), cleared_by = $2 WHERE id = $1
+           RETURNING id, kind, incident_id, cleared_by AS acknowledged_by,
+                     cleared_at AS acknowledged_at""",
+        alarm_id,
+        by,
+    )
+    return row

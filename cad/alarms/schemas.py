@@ -11,8 +11,9 @@ from pydantic import Field
 
 from cad.http import Out
 
-# The three conditions the safety timers raise (cad/alarms/repository.py), nothing else.
-AlarmKind = Literal["target_breached", "ack_timeout", "welfare_check"]
+# The conditions the safety timers raise and clear themselves (cad/alarms/repository.py),
+# and the officer's emergency, which stays until a person acknowledges it.
+AlarmKind = Literal["target_breached", "ack_timeout", "welfare_check", "officer_emergency"]
 
 
 class AlarmOut(Out):
@@ -22,10 +23,19 @@ class AlarmOut(Out):
     kind: AlarmKind = Field(
         description="target_breached: an I/S incident past its target with no unit on "
         "scene; ack_timeout: a dispatched unit has not acknowledged; welfare_check: a unit "
-        "on scene longer than its incident type's limit"
+        "on scene longer than its incident type's limit; officer_emergency: an officer "
+        "pressed the emergency button (open until a dispatcher or supervisor acknowledges)"
     )
     incident_id: int | None = Field(description="the incident (every kind has one today)")
     unit_id: int | None = Field(description="null for target_breached")
     assignment_id: int | None = Field(description="null for target_breached")
     raised_at: datetime
     message: str = Field(description="a sentence for the console")
+
+
+class AcknowledgedAlarmOut(Out):
+    id: int
+    kind: AlarmKind
+    incident_id: int | None
+    acknowledged_by: str
+    acknowledged_at: datetime

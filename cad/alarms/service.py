@@ -9,6 +9,8 @@ import asyncpg
 import structlog
 
 from cad.alarms import repository as repo
+from cad.errors import Conflict, NotFound
+from cad.events.writer import append_event
 from cad.state import AppState
 from cad.units.service import recommendations
 from dispatch.engine import Transaction
@@ -31,7 +33,7 @@ async def check_timers(transaction: Transaction, emit: Emit, state: AppState) ->
         due_keys = {(r["kind"], r["incident_id"] or 0, r["unit_id"] or 0) for r in due}
         for alarm in await repo.open_alarms(conn):
             key = (alarm["kind"], alarm["incident_id"] or 0, alarm["unit_id"] or 0)
-            if key not in due_keys:
+            if alarm["kind"] in repo.TIMER_KINDS and key not in due_keys:
                 await repo.clear_alarm(conn, alarm["id"])
                 await emit(
                     conn,
@@ -76,3 +78,19 @@ async def _next_unit(
     rec = await recommendations(conn, state, incident_id, frozenset({silent_unit}))
     best: dict[str, Any] | None = rec["recommended"][0] if rec["recommended"] else None
     return best
+
+
+async def acknowledge(conn: asyncpg.Connection, alarm_id: int, actor: str) -> dict[str, Any]:
+    alarm = await repo.get_alarm(conn, alarm_id)
+    if alarm is None:
+        raise NotFound(f"alarm {alarm_id} not found")
+    if alarm["kind"] in repo.TIMER_KINDS:
+        raise Conflict(f"a {alarm['kind']} alarm clears itself when its condition ends")
+    if alarm["cleared_at"] is not None:
+        raise Conflict(f"already acknowledged by {alarm['cleared_by']}")
+    done = await repo.acknowledge_alarm(conn, alarm_id, actor)
+    await append_event(
+        conn, "alarm.cleared", actor, incident_id=alarm["incident_id"], unit_id=alarm["unit_id"],
+        data={"alarm_id": alarm_id, "kind": alarm["kind"], "acknowledged_by": actor},
+    )  # fmt: skip
+    return dict(done)

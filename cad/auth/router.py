@@ -12,12 +12,13 @@ from cad.auth.cookies import (
     check_csrf,
     clear_session_cookies,
     is_secure,
+    same_origin,
     set_session_cookies,
 )
 from cad.auth.schemas import PasswordChangeIn, RefreshIn, SignOutIn, SignOutOut, TokenOut
 from cad.auth.security import Principal, decode_token
 from cad.deps import StateDep, client_of, tx
-from cad.errors import CADError, Unauthorized
+from cad.errors import CADError, Forbidden, Unauthorized
 from cad.state import AppState
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -62,6 +63,7 @@ async def token(
     body. Failed attempts are throttled per name and per address (429 + Retry-After)."""
     auth = state.auth
     assert auth is not None
+    _console_from_here(request, form.client_id)
     signed = await service.sign_in(auth, form.username[:200], form.password[:200],
                                    client_of(request))  # fmt: skip
     return _answer(request, response, state, signed, form.client_id == CONSOLE)
@@ -116,8 +118,18 @@ async def signout(
             conn, auth, client_of(request), principal=principal, refresh_token=presented
         )
     auth.guard.end(ended, "signed out")
-    clear_session_cookies(response, is_secure(request, state.settings.cookie_secure))
+    # Only a request that brought the session (and so passed the CSRF check) clears it:
+    # a cross-site form brings no cookie, yet a navigation's answer could delete them.
+    if request.cookies.get(ACCESS_COOKIE) or request.cookies.get(REFRESH_COOKIE):
+        clear_session_cookies(response, is_secure(request, state.settings.cookie_secure))
     return SignOutOut(ended=bool(ended))
+
+
+def _console_from_here(request: Request, client_id: str | None) -> None:
+    """A console sign-in sets the session cookies: only a page of this origin may ask for
+    that, or a site elsewhere could sign the browser in as someone else (login CSRF)."""
+    if client_id == CONSOLE and not same_origin(request):
+        raise Forbidden("a console sign-in must come from this origin", reason="csrf")
 
 
 def _optional_principal(request: Request, state: AppState) -> Principal | None:
@@ -140,6 +152,7 @@ async def change_password(
     current one: throttled like a sign-in. Ends the user's other sessions and signs in."""
     auth = state.auth
     assert auth is not None
+    _console_from_here(request, body.client_id)
     signed = await service.change_password(
         auth, body.username, body.current_password, body.new_password, client_of(request)
     )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import orjson
+from fastapi.responses import Response
 
 from cad.errors import Invalid
+from cad.http import JSON
 from cad.idempotency import repository as repo
 
 
@@ -54,3 +57,31 @@ async def finish(
     """Keep the answer exactly as sent, as a JSON string inside the jsonb column: jsonb
     re-orders object keys, and a retry must get the first answer byte for byte."""
     await repo.save(conn, user_id, key, status_code, content.decode())
+
+
+async def once(
+    conn: asyncpg.Connection,
+    user_id: int,
+    key: str | None,
+    route: str,
+    body: Any,
+    command: Callable[[], Awaitable[tuple[int, Any]]],
+) -> Response:
+    """Run a command at most once per Idempotency-Key (in the caller's transaction): a
+    retry gets the first answer, byte for byte. A refused command (an error) keeps no
+    answer, so its retry is decided afresh."""
+    if key is not None:
+        check_key(key)
+        replay = await begin(conn, user_id, key, route, request_hash(body))
+        if replay is not None:
+            return Response(
+                replay.content,
+                status_code=replay.status_code,
+                media_type="application/json",
+                headers={"Idempotent-Replay": "true"},
+            )
+    status_code, result = await command()
+    response = JSON(result, status_code=status_code)
+    if key is not None:
+        await finish(conn, user_id, key, status_code, bytes(response.body))
+    return response

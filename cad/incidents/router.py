@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 
 from cad.audit import service as audit
 from cad.auth.security import Role
@@ -10,6 +10,7 @@ from cad.deps import AnyUser, Dispatcher, IdPath, Staff, StateDep, Supervisor, c
 from cad.errors import Forbidden
 from cad.events.schemas import EventOut
 from cad.http import JSON, returns
+from cad.idempotency import service as idempotency
 from cad.incidents import repository as repo
 from cad.incidents import service
 from cad.incidents.schemas import (
@@ -110,9 +111,31 @@ async def regrade(
     response_class=JSON,
     responses=returns(EventOut, 201),
 )
-async def add_remark(incident_id: IdPath, body: RemarkIn, state: StateDep, principal: Staff) -> Any:
+async def add_remark(
+    incident_id: IdPath,
+    body: RemarkIn,
+    state: StateDep,
+    principal: AnyUser,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Any:
+    """A remark on the incident's record. A unit may remark on its own job (from the unit
+    app, maybe queued offline: ``Idempotency-Key`` makes a resend harmless, ``pressed_at``
+    keeps when it was written)."""
+
+    async def command() -> tuple[int, Any]:
+        if principal.role is Role.UNIT and not await units_service.unit_has_incident(
+            conn, principal.unit_id, incident_id
+        ):
+            raise Forbidden("a unit may only remark on incidents it is assigned to")
+        return 201, await service.add_remark(
+            conn, incident_id, body.text, principal.actor, pressed_at=body.pressed_at
+        )
+
     async with tx(state) as conn:
-        return await service.add_remark(conn, incident_id, body.text, principal.actor)
+        return await idempotency.once(
+            conn, principal.user_id, idempotency_key, f"POST /api/incidents/{incident_id}/remarks",
+            body.model_dump(mode="json"), command,
+        )  # fmt: skip
 
 
 @router.post("/{incident_id}/close", response_class=JSON, responses=returns(IncidentOut))

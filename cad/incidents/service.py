@@ -106,16 +106,24 @@ async def regrade(
 
 
 async def add_remark(
-    conn: asyncpg.Connection, incident_id: int, text: str, actor: str
+    conn: asyncpg.Connection,
+    incident_id: int,
+    text: str,
+    actor: str,
+    *,
+    pressed_at: datetime | None = None,
 ) -> dict[str, Any]:
     row = await get_or_404(conn, incident_id)
     await repo.add_search_text(conn, incident_id, text)
+    data: dict[str, Any] = {"ref": row["ref"], "text": text}
+    if pressed_at is not None:
+        data["written_at"] = pressed_at.isoformat()
     event = await append_event(
         conn,
         "incident.remark",
         actor,
         incident_id=incident_id,
-        data={"ref": row["ref"], "text": text},
+        data=data,
     )
     return event.to_dict()
 

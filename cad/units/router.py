@@ -2,14 +2,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 
 from cad.auth.security import Principal, Role
 from cad.deps import AnyUser, IdPath, Staff, StateDep, UnitOrDispatcher, require, tx
 from cad.errors import Forbidden, Invalid
+from cad.events.writer import append_event
 from cad.http import JSON, returns
+from cad.idempotency import service as idempotency
 from cad.units import service
 from cad.units.schemas import (
+    AcknowledgedOut,
+    AcknowledgeIn,
     MeOut,
     Positions,
     PositionsAcceptedOut,
@@ -18,6 +22,7 @@ from cad.units.schemas import (
     UnitRowOut,
 )
 from dispatch import repository as dispatch_repo
+from dispatch import service as dispatch_service
 
 router = APIRouter(prefix="/api/units", tags=["units"])
 
@@ -49,16 +54,60 @@ async def me(state: StateDep, principal: AnyUser) -> Any:
         return await service.me(conn, state, principal.unit_id)
 
 
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
 @router.post("/{unit_id}/status", response_class=JSON, responses=returns(StatusChangeOut))
 async def set_status(
-    unit_id: IdPath, body: StatusIn, state: StateDep, principal: UnitOrDispatcher
+    unit_id: IdPath,
+    body: StatusIn,
+    state: StateDep,
+    principal: UnitOrDispatcher,
+    idempotency_key: IdempotencyKey = None,
 ) -> Any:
+    """Move a unit. With ``Idempotency-Key`` a resend (a unit app's offline queue) is
+    answered with the first answer and changes nothing; ``pressed_at`` keeps the time the
+    officer pressed the button."""
     if principal.role is Role.UNIT and principal.unit_id != unit_id:
         raise Forbidden("a unit may only change its own status")
+
+    async def command() -> tuple[int, Any]:
+        return 200, await service.set_status(
+            conn, state, unit_id, body.status, body.incident_id, principal.actor,
+            pressed_at=body.pressed_at,
+        )  # fmt: skip
+
     async with tx(state) as conn:
-        return await service.set_status(
-            conn, state, unit_id, body.status, body.incident_id, principal.actor
-        )
+        return await idempotency.once(
+            conn, principal.user_id, idempotency_key, f"POST /api/units/{unit_id}/status",
+            body.model_dump(mode="json"), command,
+        )  # fmt: skip
+
+
+@router.post("/{unit_id}/acknowledge", response_class=JSON, responses=returns(AcknowledgedOut))
+async def acknowledge(
+    unit_id: IdPath,
+    body: AcknowledgeIn,
+    state: StateDep,
+    principal: UnitOrDispatcher,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    """The officer has seen the job (phase two of a dispatch): stops the acknowledgement
+    alarm. 409 when the unit no longer holds that assignment."""
+    if principal.role is Role.UNIT and principal.unit_id != unit_id:
+        raise Forbidden("a unit may only acknowledge its own jobs")
+
+    async def command() -> tuple[int, Any]:
+        return 200, await dispatch_service.acknowledge(
+            conn, append_event, unit_id, body.assignment_id, principal.actor,
+            pressed_at=body.pressed_at,
+        )  # fmt: skip
+
+    async with tx(state) as conn:
+        return await idempotency.once(
+            conn, principal.user_id, idempotency_key, f"POST /api/units/{unit_id}/acknowledge",
+            body.model_dump(mode="json"), command,
+        )  # fmt: skip
 
 
 @router.post(

@@ -20,6 +20,37 @@ class StatusIn(BaseModel):
     incident_id: Annotated[int, Field(gt=0, lt=2**62)] | None = Field(
         default=None, description="the job this status is about; refused if it is not the unit's"
     )
+    pressed_at: datetime | None = Field(
+        default=None,
+        description="when the officer pressed it, for a change sent late (queued offline): "
+        "becomes the assignment's time; not in the future, not before the dispatch",
+    )
+
+    @field_validator("pressed_at")
+    @classmethod
+    def _aware_pressed(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("must include a timezone (e.g. 2026-11-26T10:00:00Z)")
+        return v
+
+
+class AcknowledgeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    assignment_id: Annotated[int, Field(gt=0, lt=2**62)]
+    pressed_at: datetime | None = None
+
+    @field_validator("pressed_at")
+    @classmethod
+    def _aware_pressed(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("must include a timezone (e.g. 2026-11-26T10:00:00Z)")
+        return v
+
+
+class AcknowledgedOut(Out):
+    assignment_id: int
+    changed: bool = Field(description="false when it had been acknowledged already")
+    acknowledged_at: datetime | None
 
 
 class PositionIn(BaseModel):
@@ -109,6 +140,10 @@ class StatusChangeOut(Out):
     incident_status: IncidentStatus | SkipJsonSchema[None] = sometimes(
         "the job's incident status after the move (closed if the last unit cleared)"
     )
+    pressed_at: datetime | SkipJsonSchema[None] = sometimes(
+        "when the officer pressed it (a late change), recorded with the time received"
+    )
+    received_at: datetime | SkipJsonSchema[None] = sometimes("when the server received it")
 
 
 class PositionsAcceptedOut(Out):

@@ -126,9 +126,11 @@ async def set_status(
     status: UnitStatus,
     incident_id: int | None,
     actor: str,
+    *,
+    pressed_at: datetime | None = None,
 ) -> dict[str, Any]:
     return await dispatch_service.set_unit_status(
-        conn, append_event, unit_id, status, actor, incident_id=incident_id
+        conn, append_event, unit_id, status, actor, incident_id=incident_id, pressed_at=pressed_at
     )
 
 

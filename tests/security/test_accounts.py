@@ -396,3 +396,14 @@ async def test_sign_in_with_a_missing_field_is_a_422(api: Api, field: str) -> No
     del data[field]
     r = await api.client.post("/api/auth/token", data=data)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == field
+
+
+async def test_a_console_sign_in_from_another_site_is_refused(api: Api) -> None:
+    # Login CSRF: a form elsewhere must not put someone else's session in this browser.
+    data = {"username": "handler", "password": PASSWORDS["handler"], "client_id": "console"}
+    r = await api.client.post("/api/auth/token", data=data, headers={"Origin": "https://evil.test"})
+    assert r.status_code == 403 and r.json()["reason"] == "csrf"
+    assert "set-cookie" not in r.headers
+    ok = await api.client.post("/api/auth/token", data=data, headers={"Origin": "http://test"})
+    assert ok.status_code == 200 and "cad_access" in ok.headers.get("set-cookie", "")
+    api.client.cookies.clear()

@@ -68,7 +68,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/incidents/summary"): STAFF,
     ("GET", "/api/incidents/{incident_id}"): EVERYONE,
     ("POST", "/api/incidents/{incident_id}/grade"): DISPATCHERS,
-    ("POST", "/api/incidents/{incident_id}/remarks"): STAFF,
+    # A unit remarks on its own job only (test_unit_acts_only_for_itself).
+    ("POST", "/api/incidents/{incident_id}/remarks"): EVERYONE,
     ("POST", "/api/incidents/{incident_id}/close"): DISPATCHERS,
     ("POST", "/api/incidents/{incident_id}/reopen"): DISPATCHERS,
     ("POST", "/api/incidents/{incident_id}/merge"): DISPATCHERS,
@@ -79,6 +80,11 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/units/me"): EVERYONE,
     ("POST", "/api/units/{unit_id}/status"): UNIT_OR_DISPATCH,
     ("POST", "/api/units/positions"): UNIT_OR_DISPATCH,
+    ("POST", "/api/units/{unit_id}/acknowledge"): UNIT_OR_DISPATCH,
+    # A unit raises and cancels only its own emergency (test_unit_acts_only_for_itself).
+    ("POST", "/api/units/{unit_id}/emergency"): UNIT_OR_DISPATCH,
+    ("POST", "/api/units/{unit_id}/emergency/cancel"): UNIT_OR_DISPATCH,
+    ("POST", "/api/alarms/{alarm_id}/acknowledge"): DISPATCHERS,
     ("GET", "/api/events"): STAFF,
     ("GET", "/api/stats"): SUPERVISORS,
     ("GET", "/api/alarms"): STAFF,
@@ -113,6 +119,7 @@ class World:
     other_unit: int
     marker: int
     refresh_token: str  # of a session of its own, for the refresh route
+    own_assignment: int
     user: str  # an account made for the matrix (its password changed once, by itself)
 
 
@@ -139,6 +146,7 @@ async def build_world(api: Api) -> World:
         "dispatcher", "POST", f"/api/incidents/{own}/assignments", json={"unit_id": own_unit}
     )
     assert r.status_code == 201, r.text
+    own_assignment = int(r.json()["assignment_id"])
     units = (await api.as_("dispatcher", "GET", "/api/units?status=available")).json()
     other_unit = next(int(u["id"]) for u in units if int(u["id"]) != own_unit)
     r = await api.as_("supervisor", "POST", "/api/markers", json=MARKER)
@@ -155,15 +163,16 @@ async def build_world(api: Api) -> World:
     assert made.status_code == 201, made.text
     return World(
         own, other, spare, own_unit, other_unit, marker, signed.json()["refresh_token"],
-        MATRIX_USER,
+        own_assignment, MATRIX_USER,
     )  # fmt: skip
 
 
 def request_for(method: str, path: str, w: World) -> dict[str, Any]:
     """A well-formed request for the operation, so an allowed role gets past validation."""
     url = path.format(
-        incident_id=w.own_incident, unit_id=w.own_unit, marker_id=w.marker, username=w.user
-    )
+        incident_id=w.own_incident, unit_id=w.own_unit, marker_id=w.marker, username=w.user,
+        alarm_id=2**40,
+    )  # fmt: skip
     url += {"/api/places": "?q=SE1 7PB", "/api/places/reverse": "?lat=51.5&lng=-0.12"}.get(path, "")
     bodies: dict[str, Any] = {
         "/api/calls": call_body(),
@@ -184,6 +193,10 @@ def request_for(method: str, path: str, w: World) -> dict[str, Any]:
             "new_password": "a new pass phrase of mine",
         },
         "/api/auth/signout": {},
+        "/api/units/{unit_id}/acknowledge": {"assignment_id": w.own_assignment},
+        "/api/units/{unit_id}/emergency": {},
+        "/api/units/{unit_id}/emergency/cancel": {"reason": "matrix test"},
+        "/api/alarms/{alarm_id}/acknowledge": None,
         "/api/users": {"username": "matrix.new", "role": "call_handler",
                        "password": "temporary pass phrase 2"},
         # Enabling an enabled account: allowed, and it ends no session.
@@ -234,7 +247,8 @@ async def test_role_matrix(api: Api) -> None:
     tokens = bad_tokens(api)
     mismatches: list[str] = []
     checked = 0
-    for method, path in await operations(api):
+    # The emergency moves the unit onto a new incident: after everything else.
+    for method, path in sorted(await operations(api), key=lambda op: "emergency" in op[1]):
         expected = EXPECTED[(method, path)]
         base = request_for(method, path, world)
         anonymous = await api.client.request(**base)
@@ -297,6 +311,15 @@ async def test_unit_acts_only_for_itself(api: Api) -> None:
     assert r.status_code == 200, r.text
     # Anyone else's: refused, and nothing changed.
     assert await as_unit("GET", f"/api/incidents/{w.other_incident}") == 403
+    remark = {"text": "not my job"}
+    assert await as_unit("POST", f"/api/incidents/{w.other_incident}/remarks", json=remark) == 403
+    assert await as_unit("POST", f"/api/units/{w.other_unit}/emergency", json={}) == 403
+    assert (
+        await as_unit("POST", f"/api/units/{w.other_unit}/emergency/cancel", json={"reason": "x"})
+        == 403
+    )
+    ack = {"assignment_id": w.own_assignment}
+    assert await as_unit("POST", f"/api/units/{w.other_unit}/acknowledge", json=ack) == 403
     assert await as_unit("GET", "/api/incidents") == 403
     assert await as_unit("GET", "/api/events") == 403
     assert (
