@@ -31,6 +31,7 @@ from cad.calls.router import router as calls_router
 from cad.catalogue.router import router as catalogue_router
 from cad.config import Settings, get_settings
 from cad.db.pool import DB_DOWN_ERRORS, create_pool
+from cad.eido.router import router as eido_router
 from cad.emergency.router import router as emergency_router
 from cad.errors import CADError, Invalid
 from cad.events.hub import Hub
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         users_router,
         audit_router,
         emergency_router,
+        eido_router,
     ):
         app.include_router(router, responses=API_ERRORS)
     if settings.cors_origins:

@@ -54,6 +54,18 @@ class Settings(BaseSettings):
     ack_timeout_s: int = 120
     # An I-grade incident may divert a unit from a lower-grade job when it saves this much.
     divert_min_saving_s: int = 120
+    # Who this service is in EIDO documents (NENA: a domain-like agency identifier), and
+    # the element name that issues them.
+    eido_agency_id: str = "cad999.police.example.uk"
+    eido_element_id: str = "cad.cad999.police.example.uk"
+    # An imported incident with no point inside the service area (a civic address only, or
+    # a place beyond the border) is put here, with the partner's place kept as its text.
+    eido_fallback_lat: float = Field(default=51.5074, ge=-90, le=90)
+    eido_fallback_lng: float = Field(default=-0.1278, ge=-180, le=180)
+    # Where NENA's EIDO schema (openapi.yaml + NIEMComponents/) is read from: it is NENA's,
+    # not ours, so it is never copied into the repository. Unset: ../shared/standards/eido
+    # beside the checkout (cad.eido.schema.default_schema_dir).
+    eido_schema_dir: str | None = None
     # Units sent at once when an officer presses the emergency button.
     emergency_units: int = Field(default=3, ge=1, le=20)
     engine_interval_s: float = 1.0

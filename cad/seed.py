@@ -76,6 +76,7 @@ DEMO_USERS = [
     DemoUser("admin", "admin", "admin-999-admin"),
     DemoUser("unit", "unit", "unit-999-unit", "CW11"),
     DemoUser("simulator", "admin", "simulator-999"),
+    DemoUser("partner", "partner", "partner-999-eido"),
 ]
 
 

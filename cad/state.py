@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from redis.asyncio import Redis
@@ -51,6 +51,8 @@ class AppState:
     wards: AreaSet | None = None
     # /api/areas bodies per level ("borough", "ward"), simplified once and kept.
     areas_geojson_by_level: dict[str, dict[str, object]] = field(default_factory=dict)
+    # NENA's EIDO schema (cad/eido/schema.py), read on first use.
+    eido_schema: Any = None
     # Redis prefix for streams and channels: CAD_REDIS_PREFIX plus this database's id.
     stream_prefix: str = "cad"
 

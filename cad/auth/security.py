@@ -21,6 +21,8 @@ class Role(StrEnum):
     SUPERVISOR = "supervisor"
     UNIT = "unit"
     ADMIN = "admin"
+    # Another agency's CAD, a machine client: EIDO exchange only.
+    PARTNER = "partner"
 
 
 STAFF = frozenset({Role.CALL_HANDLER, Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN})

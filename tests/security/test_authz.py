@@ -6,6 +6,7 @@ fails ``test_every_route_has_a_decided_role_set`` instead of silently shipping o
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,23 +17,27 @@ import websocket
 from cad.app import create_app
 from cad.auth.security import Principal, Role, issue_token
 from cad.config import DEV_JWT_SECRET
-from tests.conftest import Api, Server, call_body, login, make_settings
+from tests.conftest import ROOT, Api, Server, call_body, login, make_settings
 
 CH, DISP, SUP, UNIT, ADMIN = "call_handler", "dispatcher", "supervisor", "unit", "admin"
-ROLES = (CH, DISP, SUP, UNIT, ADMIN)
+# Another agency's CAD: EIDO exchange only.
+PARTNER = "partner"
+ROLES = (CH, DISP, SUP, UNIT, ADMIN, PARTNER)
 USER_FOR_ROLE = {
     CH: "handler",
     DISP: "dispatcher",
     SUP: "supervisor",
     UNIT: "unit",
     ADMIN: "admin",
+    PARTNER: "partner",
 }
 PUBLIC = "public"
 # Carries its own credential in the body (a password, a refresh token): no bearer token
 # is asked for, and without the credential the answer is 401.
 CREDENTIAL = "credential"
 ADMINS = frozenset({ADMIN})
-EVERYONE = frozenset(ROLES)
+# Every person's role: a partner (a machine) is not among them.
+EVERYONE = frozenset({CH, DISP, SUP, UNIT, ADMIN})
 STAFF = frozenset({CH, DISP, SUP, ADMIN})
 HANDLERS = frozenset({CH, SUP, ADMIN})
 DISPATCHERS = frozenset({DISP, SUP, ADMIN})
@@ -57,6 +62,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/users/{username}/end-sessions"): ADMINS,
     ("POST", "/api/users/{username}/unlock"): ADMINS,
     ("GET", "/api/access-log"): SUPERVISORS,
+    ("GET", "/api/incidents/{incident_id}/eido"): DISPATCHERS | {PARTNER},
+    ("POST", "/api/eido"): SUPERVISORS | {PARTNER},
     ("GET", "/api/incident-types"): EVERYONE,
     ("GET", "/api/grades"): EVERYONE,
     ("GET", "/api/areas"): EVERYONE,
@@ -123,6 +130,9 @@ class World:
     user: str  # an account made for the matrix (its password changed once, by itself)
 
 
+EIDO_SAMPLE = json.loads(
+    (ROOT.parent / "shared" / "standards" / "eido" / "sample_call_transfer_eido.json").read_text()
+)
 MATRIX_USER = "matrix.user"
 MATRIX_TEMP = "temporary pass phrase 1"
 
@@ -197,6 +207,7 @@ def request_for(method: str, path: str, w: World) -> dict[str, Any]:
         "/api/units/{unit_id}/emergency": {},
         "/api/units/{unit_id}/emergency/cancel": {"reason": "matrix test"},
         "/api/alarms/{alarm_id}/acknowledge": None,
+        "/api/eido": EIDO_SAMPLE,
         "/api/users": {"username": "matrix.new", "role": "call_handler",
                        "password": "temporary pass phrase 2"},
         # Enabling an enabled account: allowed, and it ends no session.
