@@ -24,13 +24,19 @@ import {
   toast,
   topbar,
 } from "./common.js";
+import { EMERGENCY_KIND, EmergencyAlarms } from "./emergency-alarm.js";
 import { CadMap } from "./map.js";
 import { markerBanner } from "./retrieval.js";
+import { Mute, unlockAudioOnFirstGesture } from "./sound.js";
 import { EventStream } from "./stream.js";
 
 const s = await requireSession(["dispatcher", "supervisor", "admin"]);
 const grades = await loadGrades(apiGet);
 topbar("Dispatch", s, { searchBox: true });
+unlockAudioOnFirstGesture();
+// Sound for a new I-grade incident and for alarms; muted per user on this device.
+const mute = new Mute(s.username);
+$(".topbar").insertBefore(mute.button(), $("#conn"));
 
 const PAGE = 2000; // open incidents per snapshot page
 const OVERSCAN = 8; // rows drawn above and below the visible window
@@ -72,10 +78,20 @@ const post = (path, body) => {
   stats.httpRequests += 1;
   return apiPost(path, body);
 };
+// A cue is for what happens now, not for events replayed after a gap in the stream.
+const CUE_WITHIN_MS = 120000;
+const recent = (ev) => Date.now() - Date.parse(ev.at) < CUE_WITHIN_MS;
 
 const incidents = new Map(); // id -> incident: every open incident
 const units = new Map(); // id -> unit
 const alarms = new Map(); // alarm id -> alarm
+const emergencies = new EmergencyAlarms({
+  post,
+  describe: (a) => ({
+    callsign: units.get(a.unit_id)?.callsign,
+    ref: incidents.get(a.incident_id)?.ref,
+  }),
+});
 const typeNames = new Map(); // type code -> name
 const areaNames = new Map(); // area code -> borough name, from the incidents seen
 const fresh = new Map(); // incident id -> highlighted until (ms)
@@ -257,6 +273,7 @@ async function loadSnapshot() {
     for (const u of unitList) units.set(u.id, u);
     alarms.clear();
     for (const a of alarmList) alarms.set(a.id, a);
+    emergencies.load(alarmList);
     stats.counts = { state: countsOf(), server: open.counts };
     const server = open.counts;
     if (server && server.open !== incidents.size) {
@@ -324,6 +341,8 @@ function apply(ev) {
         });
         if (!replaying) fresh.set(id, Date.now() + FRESH_MS);
       }
+      // Events held back while a snapshot loads are new all the same: they cue too.
+      if (d.grade === "I" && recent(ev)) mute.cue("urgent");
       break;
     case "incident.graded":
       patchIncident(id, { grade: d.to, target_at: d.target_at });
@@ -403,10 +422,13 @@ function apply(ev) {
         raised_at: ev.at,
         message: d.message,
       });
+      emergencies.apply(ev);
+      if (d.kind !== EMERGENCY_KIND && recent(ev)) mute.cue("alarm");
       dirty.alarms = true;
       schedule();
       break;
     case "alarm.cleared":
+      emergencies.apply(ev);
       if (alarms.delete(d.alarm_id)) {
         dirty.alarms = true;
         schedule();
@@ -1086,7 +1108,7 @@ $("#detail").addEventListener("submit", async (e) => {
 });
 
 // ---- start ---------------------------------------------------------------------------
-window.__cadDispatcher = { incidents, units, alarms, select, stats, view: () => view };
+window.__cadDispatcher = { incidents, units, alarms, emergencies, select, stats, view: () => view };
 // The stream first, buffering, so nothing that happens while the snapshot loads is lost.
 buffered = [];
 await stream.start();

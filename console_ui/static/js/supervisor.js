@@ -1,5 +1,5 @@
 // Supervisor console: KPI tiles per grade, answering, queue, units, calls per 15 min.
-import { get, requireSession } from "./api.js";
+import { get, post, requireSession } from "./api.js";
 import {
   $,
   esc,
@@ -13,10 +13,22 @@ import {
   throttle,
   topbar,
 } from "./common.js";
+import { EmergencyAlarms } from "./emergency-alarm.js";
+import { unlockAudioOnFirstGesture } from "./sound.js";
 import { EventStream } from "./stream.js";
 
 const s = await requireSession(["supervisor", "admin"]);
 topbar("Supervisor · KPIs", s, { searchBox: true });
+unlockAudioOnFirstGesture();
+
+// An officer's emergency stops this console too, until someone acknowledges it.
+const emergencies = new EmergencyAlarms({ post });
+const loadAlarms = () => {
+  emergencies.beginLoad();
+  return get("/api/alarms")
+    .then((list) => emergencies.load(list))
+    .catch(showError);
+};
 
 let grades = [];
 let last = null;
@@ -133,10 +145,17 @@ window.addEventListener("resize", perFrame(() => last && drawChart(last.calls_pe
 const RELEVANT = /^(incident\.|unit\.status|unit\.assigned|call\.)/;
 const stream = new EventStream({
   onEvent: (ev) => {
+    if (ev.type === "alarm.raised" || ev.type === "alarm.cleared") emergencies.apply(ev);
     if (RELEVANT.test(ev.type)) reload();
   },
   onState: showConnState,
-  onResync: reload,
+  onResync: () => {
+    reload();
+    loadAlarms();
+  },
 });
-stream.start().then(reload);
+stream.start().then(() => {
+  reload();
+  loadAlarms();
+});
 setInterval(reload, PERIOD_MS);
