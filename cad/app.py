@@ -51,6 +51,7 @@ from cad.search.router import router as search_router
 from cad.security_headers import BrowserHeaders, SecurityHeadersMiddleware
 from cad.state import AppState, plans_from_catalogue
 from cad.stats.router import router as stats_router
+from cad.subscriptions.router import router as subscriptions_router
 from cad.units.router import router as units_router
 from cad.users.router import router as users_router
 from dispatch import service as dispatch_service
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         audit_router,
         emergency_router,
         eido_router,
+        subscriptions_router,
     ):
         app.include_router(router, responses=API_ERRORS)
     if settings.cors_origins:

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     # not ours, so it is never copied into the repository. Unset: ../shared/standards/eido
     # beside the checkout (cad.eido.schema.default_schema_dir).
     eido_schema_dir: str | None = None
+    # Partner deliveries (cad/subscriptions): how long a partner may take to answer, the
+    # first retry's delay (doubling, with jitter, up to the cap) and how often an idle
+    # outbox looks at the event log.
+    partner_timeout_s: float = Field(default=5.0, gt=0)
+    partner_retry_base_s: float = Field(default=1.0, gt=0)
+    partner_retry_cap_s: float = Field(default=300.0, gt=0)
+    outbox_poll_s: float = Field(default=0.5, gt=0)
     # Units sent at once when an officer presses the emergency button.
     emergency_units: int = Field(default=3, ge=1, le=20)
     engine_interval_s: float = 1.0

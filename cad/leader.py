@@ -21,6 +21,7 @@ from cad.db.pool import connect, transaction
 from cad.events.relay import run_relay
 from cad.events.writer import Event, append_event
 from cad.state import AppState
+from cad.subscriptions.service import Outbox
 from dispatch.engine import EngineMemory, run_once
 
 log = structlog.get_logger(__name__)
@@ -81,6 +82,7 @@ class Leader:
         tasks = [
             asyncio.create_task(run_relay(conn, self.state.redis, self.state.stream_prefix)),
             asyncio.create_task(self._engine_loop()),
+            asyncio.create_task(Outbox(self.state).run(), name="outbox"),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
