@@ -45,8 +45,11 @@ async def due_alarms(
 
 async def open_alarms(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
-        """SELECT id, kind, incident_id, unit_id, assignment_id, raised_at, message
-           FROM alarms WHERE cleared_at IS NULL ORDER BY raised_at"""
+        """SELECT a.id, a.kind, a.incident_id, a.unit_id, a.assignment_id, a.raised_at,
+                  a.message, u.callsign, i.ref
+           FROM alarms a LEFT JOIN units u ON u.id = a.unit_id
+                LEFT JOIN incidents i ON i.id = a.incident_id
+           WHERE a.cleared_at IS NULL ORDER BY a.raised_at"""
     )
     return rows
 

@@ -31,6 +31,8 @@ class AlarmOut(Out):
     assignment_id: int | None = Field(description="null for target_breached")
     raised_at: datetime
     message: str = Field(description="a sentence for the console")
+    callsign: str | None = Field(description="the unit's callsign, when a unit is named")
+    ref: str | None = Field(description="the incident's reference")
 
 
 class AcknowledgedAlarmOut(Out):

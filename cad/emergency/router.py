@@ -57,12 +57,24 @@ async def raise_emergency(
 
 @router.post("/{unit_id}/emergency/cancel", response_class=JSON, responses=returns(EmergencyOut))
 async def cancel_emergency(
-    unit_id: IdPath, body: CancelIn, state: StateDep, principal: UnitOrDispatcher
+    unit_id: IdPath,
+    body: CancelIn,
+    state: StateDep,
+    principal: UnitOrDispatcher,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Any:
     """Stand the emergency down, with a reason. Its incident and alarm stay in the record
-    (a dispatcher acknowledges the alarm and closes the incident). 409 if none is open."""
+    (a dispatcher acknowledges the alarm and closes the incident). 409 if none is open;
+    with ``Idempotency-Key`` a resend after a lost answer gets the first answer."""
     if principal.role is Role.UNIT and principal.unit_id != unit_id:
         raise Forbidden("a unit may only cancel its own emergency")
+
+    async def command() -> tuple[int, Any]:
+        done = await service.cancel(conn, unit_id, principal, body.reason)
+        return 200, {**done, "already_open": False}
+
     async with tx(state) as conn:
-        return {**await service.cancel(conn, unit_id, principal, body.reason),
-                "already_open": False}  # fmt: skip
+        return await idempotency.once(
+            conn, principal.user_id, idempotency_key,
+            f"POST /api/units/{unit_id}/emergency/cancel", body.model_dump(mode="json"), command,
+        )  # fmt: skip

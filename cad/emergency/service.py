@@ -81,7 +81,7 @@ async def raise_emergency(
             "incident_type": EMERGENCY_TYPE,
             "description": (
                 f"Officer requires urgent assistance: {callsign} pressed the emergency button "
-                f"at {pressed:%H:%M:%S}Z"
+                f"at {pressed:%H:%M:%S} UTC"
                 + (f"; position {age} s old at the press" if age is not None else "")
             ),
             "received_at": pressed.isoformat(),
@@ -189,6 +189,14 @@ async def _sent(conn: asyncpg.Connection, incident_id: int, presser: int) -> lis
         for r in held
         if r["unit_id"] != presser
     ]
+
+
+async def current(conn: asyncpg.Connection, unit_id: int) -> dict[str, Any] | None:
+    """The unit's open emergency, for its app (which may have been closed meanwhile)."""
+    row = await repository.open_for_unit(conn, unit_id)
+    if row is None:
+        return None
+    return {**_out(row, await _sent(conn, row["incident_id"], unit_id), 0), "already_open": True}
 
 
 async def cancel(

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Header, Query
 
 from cad.auth.security import Principal, Role
 from cad.deps import AnyUser, IdPath, Staff, StateDep, UnitOrDispatcher, require, tx
+from cad.emergency import service as emergency_service
 from cad.errors import Forbidden, Invalid
 from cad.events.writer import append_event
 from cad.http import JSON, returns
@@ -51,7 +52,9 @@ async def me(state: StateDep, principal: AnyUser) -> Any:
     if principal.unit_id is None:
         raise Invalid("token", "this user is not bound to a unit")
     async with tx(state) as conn:
-        return await service.me(conn, state, principal.unit_id)
+        out = await service.me(conn, state, principal.unit_id)
+        out["emergency"] = await emergency_service.current(conn, principal.unit_id)
+    return out
 
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]

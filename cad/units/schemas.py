@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from cad.catalogue.schemas import GradeCode, sometimes
+from cad.emergency.schemas import EmergencyOut
 from cad.http import Out
 from cad.incidents.schemas import IncidentOut
 from cad.markers.schemas import MatchedMarkerOut
@@ -117,6 +118,9 @@ class MeOut(UnitOut):
     """The unit terminal's view: the signed-in unit and the job it holds."""
 
     job: JobOut | None = Field(description="null when the unit holds no job")
+    emergency: EmergencyOut | None = Field(
+        description="the unit's open emergency (its button was pressed), else null"
+    )
 
 
 class StatusChangeOut(Out):

@@ -64,6 +64,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/access-log"): SUPERVISORS,
     ("GET", "/api/incidents/{incident_id}/eido"): DISPATCHERS | {PARTNER},
     ("POST", "/api/eido"): SUPERVISORS | {PARTNER},
+    ("GET", "/api/subscriptions"): ADMINS,
+    ("POST", "/api/subscriptions"): ADMINS,
+    ("DELETE", "/api/subscriptions/{subscription_id}"): ADMINS,
     ("GET", "/api/incident-types"): EVERYONE,
     ("GET", "/api/grades"): EVERYONE,
     ("GET", "/api/areas"): EVERYONE,
@@ -181,7 +184,7 @@ def request_for(method: str, path: str, w: World) -> dict[str, Any]:
     """A well-formed request for the operation, so an allowed role gets past validation."""
     url = path.format(
         incident_id=w.own_incident, unit_id=w.own_unit, marker_id=w.marker, username=w.user,
-        alarm_id=2**40,
+        alarm_id=2**40, subscription_id=2**40,
     )  # fmt: skip
     url += {"/api/places": "?q=SE1 7PB", "/api/places/reverse": "?lat=51.5&lng=-0.12"}.get(path, "")
     bodies: dict[str, Any] = {
@@ -208,6 +211,8 @@ def request_for(method: str, path: str, w: World) -> dict[str, Any]:
         "/api/units/{unit_id}/emergency/cancel": {"reason": "matrix test"},
         "/api/alarms/{alarm_id}/acknowledge": None,
         "/api/eido": EIDO_SAMPLE,
+        "/api/subscriptions": {"name": "matrix", "url": "https://partner.example/eido",
+                               "secret": "a matrix test shared secret"},
         "/api/users": {"username": "matrix.new", "role": "call_handler",
                        "password": "temporary pass phrase 2"},
         # Enabling an enabled account: allowed, and it ends no session.

@@ -215,3 +215,24 @@ async def test_emergency_end_to_end(api: Api) -> None:
     assert "emergency.raised" in types and "emergency.cancelled" in types
     pressed_by = next(r["actor"] for r in record if r["type"] == "emergency.raised")
     assert pressed_by == "unit:unit"
+
+
+async def test_the_unit_app_learns_its_open_emergency_and_a_cancel_resend_is_harmless(
+    api: Api,
+) -> None:
+    me = (await api.as_("unit", "GET", "/api/units/me")).json()
+    assert me["emergency"] is None
+    raised = await api.as_("unit", "POST", f"/api/units/{me['id']}/emergency", json={})
+    assert raised.status_code == 201, raised.text
+    seen = (await api.as_("unit", "GET", "/api/units/me")).json()["emergency"]
+    assert seen["emergency_id"] == raised.json()["emergency_id"] and seen["already_open"]
+    alarms = (await api.as_("dispatcher", "GET", "/api/alarms")).json()
+    alarm = next(a for a in alarms if a["kind"] == "officer_emergency")
+    assert alarm["callsign"] == "CW11" and alarm["ref"] == raised.json()["ref"]
+    url = f"/api/units/{me['id']}/emergency/cancel"
+    headers = {"Idempotency-Key": "cancel-1"}
+    first = await api.as_("unit", "POST", url, json={"reason": "all ok"}, headers=headers)
+    again = await api.as_("unit", "POST", url, json={"reason": "all ok"}, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.headers.get("Idempotent-Replay") == "true"
+    assert (await api.as_("unit", "GET", "/api/units/me")).json()["emergency"] is None
