@@ -197,6 +197,23 @@ def surge_phase(env: dict[str, str], base: str, args: argparse.Namespace) -> dic
         srv.stop()
 
 
+def partners_phase(env: dict[str, str], base: str, args: argparse.Namespace) -> dict[str, Any]:
+    """(k) partner delivery lag at 10 calls/s to 3 partners, one failing half (own db)."""
+    from bench import partners
+
+    db = with_db(base, "cad_bench_partners")
+    penv = {**env, "CAD_DATABASE_URL": db, "CAD_PARTNER_RETRY_BASE_S": "0.2",
+            "CAD_PARTNER_RETRY_CAP_S": "2", "CAD_OUTBOX_POLL_S": "0.1"}  # fmt: skip
+    asyncio.run(recreate_db(db))
+    cad(penv, "migrate")
+    cad(penv, "seed-demo")
+    srv = ours(penv)
+    try:
+        return partners.run(db, srv.url, token, seconds=15.0 if args.quick else 30.0)
+    finally:
+        srv.stop()
+
+
 def places_phase(env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
     """(i) /api/places and /reverse p99 at 20 clients; `cad seed-demo` loaded every London
     postcode into this database."""
@@ -749,6 +766,22 @@ def rows(res: dict[str, Any]) -> list[dict[str, Any]]:
             "bounded by the index",
             g["full_search"]["uses_index"] and g["full_search"]["rows_read"] <= 500,
         )
+    if "partners" in res:
+        k = res["partners"]
+        healthy = k["healthy_p99_ms"]
+        for name, fig in k["partners"].items():
+            for q in ("p50", "p99"):
+                add(
+                    f"(k) {name} partner delivery lag {q} ms at {k['rate_per_s']:g} calls/s "
+                    f"({fig['delivered']}/{fig['deliveries']} delivered, {fig['requests']} "
+                    "requests; baseline: the healthy partners' p99)",
+                    _r(fig[f"{q}_ms"]),
+                    _r(healthy),
+                    "report",
+                    fig["delivered"] == fig["deliveries"],
+                    "ms",
+                    lower_better=True,
+                )
     if "surge" in res and "surge" in res["surge"]:
         h = res["surge"]
         sg = h["surge"]
@@ -956,7 +989,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="shorter phases, 20,000-call memory run")
     p.add_argument(
         "--only",
-        default="intake,recommend,fanout,positions,memory,backlog,surge,areas,places,history",
+        default="intake,recommend,fanout,positions,memory,backlog,surge,areas,places,history,"
+        "partners",
     )
     p.add_argument(
         "--pyspy", action="store_true", help="profile intake with py-spy even if targets are met"
@@ -1087,6 +1121,9 @@ def main(argv: list[str] | None = None) -> int:
     if "history" in only:
         res["history"] = history_phase(env, base, args)
         log(f"history: {json.dumps(res['history']['http'])}")
+    if "partners" in only:
+        res["partners"] = partners_phase(env, base, args)
+        log(f"partners: {json.dumps(res['partners'])}")
     if "memory" in only:
         res["memory"] = memory(env, args)
     asyncio.run(clear_redis(redis_url, prefix))

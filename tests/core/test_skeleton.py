@@ -151,6 +151,6 @@ async def test_seed_demo_is_idempotent_and_big_enough(db_url: str) -> None:
         areas = await conn.fetchval("SELECT count(DISTINCT area_code) FROM units")
         assert areas == 33
         roles = {r["role"] for r in await conn.fetch("SELECT role FROM users")}
-        assert roles == {"call_handler", "dispatcher", "supervisor", "unit", "admin"}
+        assert roles == {"call_handler", "dispatcher", "supervisor", "unit", "admin", "partner"}
     finally:
         await conn.close()
