@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -56,7 +57,7 @@ from cad.units.router import router as units_router
 from cad.users.router import router as users_router
 from dispatch import service as dispatch_service
 from dispatch.directory import UnitDirectory
-from gis.eta import KolesarEta
+from gis.eta import KolesarEta, params_from_document, unknown_types
 from gis.projection import Projector
 
 log = structlog.get_logger(__name__)
@@ -190,6 +191,28 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     return app
 
 
+def _load_eta(path: str | None) -> KolesarEta:
+    if path is None:
+        return KolesarEta()
+    try:
+        params = params_from_document(json.loads(Path(path).read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise RuntimeError(f"CAD_ETA_PARAMS_FILE {path}: cannot read it ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise RuntimeError(
+            f"CAD_ETA_PARAMS_FILE {path}: line {exc.lineno}: not valid JSON ({exc.msg})"
+        ) from None
+    except ValueError as exc:
+        raise RuntimeError(
+            f"CAD_ETA_PARAMS_FILE {path}: not an ETA params file from `cad eta calibrate` ({exc})"
+        ) from None
+    ignored = unknown_types(params)
+    if ignored:
+        log.warning("eta.params_unknown_unit_types", file=path, ignored=ignored)
+    log.info("eta.params_loaded", file=path, unit_types=sorted(set(params) - set(ignored)))
+    return KolesarEta.with_params(params)
+
+
 async def _build_state(settings: Settings, pool: asyncpg.Pool, redis: Redis) -> AppState:
     projector = Projector(settings.epsg)
     async with pool.acquire() as conn:
@@ -210,7 +233,7 @@ async def _build_state(settings: Settings, pool: asyncpg.Pool, redis: Redis) -> 
         catalogue=catalogue,
         scheme=scheme,
         rules=load_rules(),
-        eta=KolesarEta(),
+        eta=_load_eta(settings.eta_params_file),
         directory=UnitDirectory(projector, grade_order(scheme)),
         plans=plans_from_catalogue(catalogue, emergency_units=settings.emergency_units),
         marker_categories=load_categories(),

@@ -293,6 +293,43 @@ def _print_users(users: list[dict[str, Any]]) -> None:
         print(f"{u['username']:<20} {u['role']:<13} {unit:<7} {state:<22} {u['open_sessions']}")
 
 
+def _eta_calibrate(args: argparse.Namespace) -> None:
+    from cad.study.calibrate import CalibrationError, calibrate
+
+    file = Path(args.file)
+    if not file.is_file():
+        _fail(f"{file}: no such file")
+    if args.stations:
+        stations = [Path(p) for p in args.stations]
+    else:
+        # LFB's incident files come with its station lists beside them.
+        stations = [
+            p for p in (file.parent / n for n in ("lfb_property_fs.csv", "lfb_stations.csv"))
+            if p.is_file()
+        ]  # fmt: skip
+        if not stations:
+            _fail(f"no station list beside {file}: name one with --stations")
+    for p in stations:
+        if not p.is_file():
+            _fail(f"{p}: no such file")
+    try:
+        doc, lines = calibrate(
+            file,
+            stations,
+            unit_type=args.unit_type,
+            by=args.by,
+            seed=args.seed,
+            only_nearest=args.only_nearest,
+            sample=args.sample,
+        )
+    except CalibrationError as exc:
+        _fail(str(exc))
+    print("\n".join(lines))
+    if args.out:
+        Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"params written to {args.out}; set CAD_ETA_PARAMS_FILE to use them")
+
+
 def _serve(host: str, port: int, workers: int, reload: bool) -> None:
     import uvicorn
 
@@ -377,6 +414,30 @@ def main(argv: list[str] | None = None) -> None:
     )
     reset.add_argument("username")
     reset.add_argument("--password", default=None)
+    eta = sub.add_parser("eta", help="the ETA model")
+    eta_sub = eta.add_subparsers(dest="eta_command", required=True)
+    cal = eta_sub.add_parser(
+        "calibrate", help="fit the ETA model to observed attendances (an LFB incident file)"
+    )
+    cal.add_argument("--file", required=True, help="LFB-layout incident CSV")
+    cal.add_argument(
+        "--stations",
+        nargs="+",
+        default=None,
+        metavar="CSV",
+        help="station lists (name,easting,northing or LFB property list); an earlier file "
+        "wins a name both list. Default: lfb_property_fs.csv, lfb_stations.csv beside --file",
+    )
+    cal.add_argument("--unit-type", default="pump", help="the unit type the params are for")
+    cal.add_argument("--by", choices=("borough", "hour"), default=None)
+    cal.add_argument("--out", default=None, help="write the params JSON here")
+    cal.add_argument("--seed", type=int, default=0, help="seeds the 80/20 hold-out split")
+    cal.add_argument(
+        "--only-nearest",
+        action="store_true",
+        help="only attendances whose deployed-from station was the nearest one",
+    )
+    cal.add_argument("--sample", type=int, default=0, help="use at most N rows (0: all)")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -424,6 +485,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_areas_import(args.file, args.level))
     elif args.command == "gazetteer":
         asyncio.run(_gazetteer_import(args.files))
+    elif args.command == "eta":
+        _eta_calibrate(args)
     elif args.command == "users" and args.users_command == "add":
         asyncio.run(_users_add(args.username, args.role, args.password, args.unit, args.temporary))
     elif args.command == "users":

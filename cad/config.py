@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     outbox_poll_s: float = Field(default=0.5, gt=0)
     # Units sent at once when an officer presses the emergency button.
     emergency_units: int = Field(default=3, ge=1, le=20)
+    # Fitted ETA parameters from `cad eta calibrate` (JSON): they override the built-in
+    # defaults for the unit types the file names. Unset: the built-in defaults.
+    eta_params_file: str | None = None
     engine_interval_s: float = 1.0
     max_body_bytes: int = 256 * 1024
     # Intake requests per user per minute; high enough for load tests' simulated handlers.

@@ -57,7 +57,7 @@ async def take_available_unit(conn: asyncpg.Connection, unit_id: int) -> asyncpg
     row: asyncpg.Record | None = await conn.fetchrow(
         """UPDATE units SET status = 'dispatched', status_at = now()
            WHERE id = $1 AND status = 'available'
-           RETURNING id, callsign, unit_type, capabilities, status_at""",
+           RETURNING id, callsign, unit_type, capabilities, status_at, lat, lng, position_at""",
         unit_id,
     )
     return row
@@ -72,7 +72,8 @@ async def take_unit_for_divert(
            FROM assignments a
            WHERE u.id = $1 AND a.id = $2 AND a.unit_id = u.id
              AND a.status IN ('dispatched','en_route') AND u.status IN ('dispatched','en_route')
-           RETURNING u.id, u.callsign, u.unit_type, u.capabilities, u.status_at""",
+           RETURNING u.id, u.callsign, u.unit_type, u.capabilities, u.status_at, u.lat, u.lng,
+                     u.position_at""",
         unit_id,
         from_assignment_id,
     )

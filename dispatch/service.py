@@ -150,6 +150,11 @@ async def assign_unit(
             "diverted_from": diverted["incident_id"] if diverted is not None else None,
             "incident_status": new_status,
             "unit_status": UnitStatus.DISPATCHED.value,
+            # Where it was sent from: with the arrival time, the record ETAs are learned
+            # from (cad eta calibrate).
+            "from_lat": unit["lat"],
+            "from_lng": unit["lng"],
+            "from_position_at": unit["position_at"].isoformat() if unit["position_at"] else None,
         },
     )
     return AssignmentResult(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class EtaModel(Protocol):
@@ -128,6 +128,16 @@ class KolesarEta:
         # never decreases), answers in O(1).
         self._table = [self._min_exact(i * _TABLE_STEP_M) for i in range(_TABLE_STEPS)]
 
+    @classmethod
+    def with_params(
+        cls, params: Mapping[str, KolesarParams], fallback: str = "response_car"
+    ) -> KolesarEta:
+        """The defaults, with these params overriding the unit types they name; a type
+        with no default is not one the service dispatches, so it is left out (see
+        `unknown_types`), and cannot lower `min_eta_s` for the real ones."""
+        known = {name: p for name, p in params.items() if name in DEFAULT_PARAMS}
+        return cls(known, fallback)
+
     def eta_s(self, distance_m: float, unit_type: str) -> float:
         return self.params.get(unit_type, self._fallback_params).eta_s(distance_m)
 
@@ -140,6 +150,45 @@ class KolesarEta:
     def _min_exact(self, distance_m: float) -> float:
         # The fallback is one of `params`, so this also bounds unknown unit types.
         return min(p.eta_s(distance_m) for p in self._all)
+
+
+def unknown_types(params: Mapping[str, KolesarParams]) -> list[str]:
+    """The unit types of `params` that `KolesarEta.with_params` ignores."""
+    return sorted(name for name in params if name not in DEFAULT_PARAMS)
+
+
+_PARAM_FIELDS = ("a", "b", "c", "e", "d_crit_m")
+
+
+def params_from_document(doc: Any) -> dict[str, KolesarParams]:
+    """The unit types' params in a `cad eta calibrate` file (already parsed JSON).
+
+    The curve's own coefficients (a, b, c, e, d_crit_m) are read, so a hand-written file
+    works too; `KolesarParams` refuses negative values and a drop at d_crit.
+    Raises ValueError naming what is wrong.
+    """
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    if doc.get("model") != "kolesar":
+        raise ValueError(f'"model" must be "kolesar", got {doc.get("model")!r}')
+    types = doc.get("unit_types")
+    if not isinstance(types, dict) or not types:
+        raise ValueError('"unit_types" must be a non-empty object of unit type -> params')
+    out: dict[str, KolesarParams] = {}
+    for name, entry in types.items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"unit_types.{name}: not an object")
+        values: dict[str, float] = {}
+        for key in _PARAM_FIELDS:
+            v = entry.get(key)
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ValueError(f"unit_types.{name}.{key}: a number is required, got {v!r}")
+            values[key] = float(v)
+        try:
+            out[str(name)] = KolesarParams(**values)
+        except ValueError as exc:
+            raise ValueError(f"unit_types.{name}: {exc}") from None
+    return out
 
 
 def eta_for(model: EtaModel, distance_m: float, unit_type: str) -> int:

@@ -243,6 +243,10 @@ class SigninThrottle:
                 except (RedisError, OSError):
                     pass
             return
+        if gate.left:
+            return
+        # Once only: a second call must not release a lock another attempt now holds.
+        gate.left = True
         conn, gate.conn = gate.conn, None
         if conn is not None:
             try:
