@@ -138,6 +138,10 @@ async def _admit(
     except CADError as exc:
         await websocket.close(code=4401, reason=exc.detail[:120])
         return None
+    if principal.role is Role.PARTNER:
+        # Another agency's CAD gets EIDO documents, never the live stream.
+        await websocket.close(code=4403, reason="role partner may not open the event stream")
+        return None
     if since is not None and not 0 <= since < 2**62:
         await websocket.close(code=4422, reason="since must be a non-negative integer")
         return None

@@ -407,3 +407,6 @@ async def test_websocket_refuses_missing_or_bad_tokens(server: Server, api: Api)
     good = await login(server.url, "dispatcher")
     code, hello = _ws_close(f"{base}?token={good}")
     assert code is None and '"hello"' in hello
+    partner = await login(server.url, "partner")
+    code, reason = _ws_close(f"{base}?token={partner}")
+    assert code == 4403 and "partner" in reason
