@@ -294,8 +294,21 @@ def _print_users(users: list[dict[str, Any]]) -> None:
 
 
 def _eta_calibrate(args: argparse.Namespace) -> None:
-    from cad.study.calibrate import CalibrationError, calibrate
+    from cad.study.calibrate import CalibrationError, calibrate, calibrate_from_database
 
+    if args.database:
+        settings = get_settings()
+        try:
+            doc, lines = calibrate_from_database(
+                settings.database_url, args.unit_type, settings.epsg, by=args.by,
+                seed=args.seed, sample=args.sample,
+            )  # fmt: skip
+        except CalibrationError as exc:
+            _fail(str(exc))
+        except (OSError, asyncpg.PostgresError) as exc:
+            _fail(f"cannot read the database: {type(exc).__name__}: {exc}")
+        _write_params(doc, lines, args.out)
+        return
     file = Path(args.file)
     if not file.is_file():
         _fail(f"{file}: no such file")
@@ -324,10 +337,14 @@ def _eta_calibrate(args: argparse.Namespace) -> None:
         )
     except CalibrationError as exc:
         _fail(str(exc))
+    _write_params(doc, lines, args.out)
+
+
+def _write_params(doc: dict[str, Any], lines: list[str], out: str | None) -> None:
     print("\n".join(lines))
-    if args.out:
-        Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"params written to {args.out}; set CAD_ETA_PARAMS_FILE to use them")
+    if out:
+        Path(out).write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"params written to {out}; set CAD_ETA_PARAMS_FILE to use them")
 
 
 def _serve(host: str, port: int, workers: int, reload: bool) -> None:
@@ -417,9 +434,18 @@ def main(argv: list[str] | None = None) -> None:
     eta = sub.add_parser("eta", help="the ETA model")
     eta_sub = eta.add_subparsers(dest="eta_command", required=True)
     cal = eta_sub.add_parser(
-        "calibrate", help="fit the ETA model to observed attendances (an LFB incident file)"
+        "calibrate",
+        help="fit the ETA model to observed attendances (an LFB incident file, or the "
+        "service's own closed assignments with --database)",
     )
-    cal.add_argument("--file", required=True, help="LFB-layout incident CSV")
+    source = cal.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", help="LFB-layout incident CSV")
+    source.add_argument(
+        "--database",
+        action="store_true",
+        help="closed assignments in CAD_DATABASE_URL (of --unit-type): where each unit was "
+        "sent from to its on-scene time",
+    )
     cal.add_argument(
         "--stations",
         nargs="+",

@@ -189,7 +189,7 @@ def calibrate(
     sample: int = 0,
     test_fraction: float = 0.2,
 ) -> tuple[dict[str, Any], list[str]]:
-    """The params document and the lines to print."""
+    """The params document and the lines to print, from an LFB-layout attendance file."""
     stations, taken = load_stations(station_files)
     att = load_attendances(file, stations)
     lines = [
@@ -201,6 +201,26 @@ def calibrate(
     ]
     for reason, n in att.skipped.most_common():
         lines.append(f"  skipped {n:,}: {reason}")
+    source = {"file": str(file), "stations": [str(p) for p in station_files]}
+    return fit_attendances(
+        att, source, lines, unit_type=unit_type, by=by, seed=seed,
+        only_nearest=only_nearest, sample=sample, test_fraction=test_fraction,
+    )  # fmt: skip
+
+
+def fit_attendances(
+    att: Attendances,
+    source: dict[str, Any],
+    lines: list[str],
+    *,
+    unit_type: str,
+    by: str | None = None,
+    seed: int = 0,
+    only_nearest: bool = False,
+    sample: int = 0,
+    test_fraction: float = 0.2,
+) -> tuple[dict[str, Any], list[str]]:
+    """Fit on a seeded share of the attendances and test on the rest."""
     keep = np.arange(att.distance_m.size)
     if only_nearest:
         keep = keep[att.nearest]
@@ -239,8 +259,7 @@ def calibrate(
         "model": "kolesar",
         "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": {
-            "file": str(file),
-            "stations": [str(p) for p in station_files],
+            **source,
             "rows_read": att.rows,
             "rows_matched": int(att.distance_m.size),
             "rows_used": int(keep.size),
@@ -299,3 +318,83 @@ def _fit_groups(
             f"MAE {base.mae_s:>6.1f} -> {mine.mae_s:>6.1f}{note}"
         )
     return out
+
+
+# Closed assignments whose unit's starting point was recorded (unit.assigned carries
+# from_lat/from_lng since the assignment began to), of one unit type.
+_DB_ATTENDANCES = """
+    SELECT extract(epoch FROM a.on_scene_at - a.dispatched_at) AS seconds,
+           i.lat, i.lng, (e.data->>'from_lat')::float8 AS from_lat,
+           (e.data->>'from_lng')::float8 AS from_lng, coalesce(i.area_code, '?') AS area,
+           extract(hour FROM a.dispatched_at AT TIME ZONE 'Europe/London')::int AS hour
+      FROM assignments a
+      JOIN incidents i ON i.id = a.incident_id
+      JOIN units u ON u.id = a.unit_id
+      JOIN events e ON e.type = 'unit.assigned' AND e.unit_id = a.unit_id
+                   AND e.incident_id = a.incident_id
+                   AND (e.data->>'assignment_id')::bigint = a.id
+     WHERE a.on_scene_at IS NOT NULL AND u.unit_type = $1
+       AND e.data->>'from_lat' IS NOT NULL AND e.data->>'from_lng' IS NOT NULL"""
+
+
+async def load_db_attendances(database_url: str, unit_type: str, epsg: int) -> Attendances:
+    """The service's own record as attendances: where each unit was sent from, where the
+    incident was, and how long it took to get there."""
+    import asyncpg
+
+    from gis.projection import Projector
+
+    projector = Projector(epsg)
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(_DB_ATTENDANCES, unit_type)
+    finally:
+        await conn.close()
+    dist: list[float] = []
+    obs: list[float] = []
+    areas: list[str] = []
+    hours: list[int] = []
+    skipped: Counter[str] = Counter()
+    for r in rows:
+        seconds = float(r["seconds"])
+        if not math.isfinite(seconds) or seconds <= 0:
+            skipped["on scene not after dispatch"] += 1
+            continue
+        ix, iy = projector.to_metres(r["lat"], r["lng"])
+        ux, uy = projector.to_metres(r["from_lat"], r["from_lng"])
+        dist.append(math.hypot(ix - ux, iy - uy))
+        obs.append(seconds)
+        areas.append(r["area"])
+        hours.append(int(r["hour"]))
+    d = np.array(dist, dtype=np.float64)
+    # Every unit the service sends is the one it recommended (or a dispatcher's choice):
+    # there is no "nearest station" filter to apply to its own record.
+    return Attendances(
+        d, np.array(obs, dtype=np.float64), areas, hours, np.ones(d.size, dtype=bool),
+        len(rows), skipped, 0,
+    )  # fmt: skip
+
+
+def calibrate_from_database(
+    database_url: str,
+    unit_type: str,
+    epsg: int = 27700,
+    by: str | None = None,
+    seed: int = 0,
+    sample: int = 0,
+    test_fraction: float = 0.2,
+) -> tuple[dict[str, Any], list[str]]:
+    import asyncio
+
+    att = asyncio.run(load_db_attendances(database_url, unit_type, epsg))
+    lines = [
+        f"closed {unit_type} assignments with a recorded start: {att.rows:,}; "
+        f"usable: {att.distance_m.size:,}"
+    ]
+    for reason, n in att.skipped.most_common():
+        lines.append(f"  skipped {n:,}: {reason}")
+    source = {"database": "closed assignments (unit.assigned from_lat/from_lng → on_scene_at)"}
+    return fit_attendances(
+        att, source, lines, unit_type=unit_type, by=by, seed=seed, sample=sample,
+        test_fraction=test_fraction,
+    )  # fmt: skip

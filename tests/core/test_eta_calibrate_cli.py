@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 
 from gis.eta import DEFAULT_PARAMS, KolesarParams
-from tests.conftest import make_settings, running_api, shared_file
+from gis.projection import Projector
+from tests.conftest import Api, call_body, make_settings, run_cad, running_api, shared_file
 from tests.conftest import run_cad as cad
 
 # Calibration reads files only: a database nobody can reach proves it needs none.
@@ -114,3 +116,57 @@ async def test_the_service_uses_the_fitted_params(
     with pytest.raises(RuntimeError, match=r"CAD_ETA_PARAMS_FILE .*params\.json: not an ETA"):
         async with running_api(settings):
             pass
+
+
+async def test_calibrates_from_the_services_own_record(api: Api, tmp_path: Path) -> None:
+    """Assign units through the API (each assignment records where the unit was sent
+    from), give each an on-scene time from a known curve, and fit it back."""
+    truth = KolesarParams.from_vehicle(mobilise_s=60.0, accel_mps2=0.5, cruise_mps=15.0)
+    projector = Projector(api.settings.epsg)
+    made = 0
+    for i in range(48):
+        lat, lng = 51.40 + (i % 8) * 0.03, -0.35 + (i // 8) * 0.08
+        r = await api.as_(
+            "handler", "POST", "/api/calls", json=call_body("THEFT", lat=lat, lng=lng)
+        )
+        if r.status_code != 201:
+            continue  # a point outside the area
+        incident_id = r.json()["incident"]["id"]
+        rec = (
+            await api.as_("dispatcher", "GET", f"/api/incidents/{incident_id}/recommendations")
+        ).json()
+        cars = [c for c in rec["recommendations"] if c["unit_type"] == "response_car"]
+        if not cars:
+            continue
+        a = await api.as_("dispatcher", "POST", f"/api/incidents/{incident_id}/assignments",
+                          json={"unit_id": cars[0]["unit_id"]})  # fmt: skip
+        assert a.status_code == 201, a.text
+        made += 1
+    async with api.tx() as conn:
+        rows = await conn.fetch(
+            """SELECT a.id, i.lat, i.lng, (e.data->>'from_lat')::float8 AS ulat,
+                      (e.data->>'from_lng')::float8 AS ulng
+                 FROM assignments a JOIN incidents i ON i.id = a.incident_id
+                 JOIN events e ON e.type = 'unit.assigned'
+                              AND (e.data->>'assignment_id')::bigint = a.id"""
+        )
+        assert len(rows) == made >= 30
+        for r in rows:
+            ix, iy = projector.to_metres(r["lat"], r["lng"])
+            ux, uy = projector.to_metres(r["ulat"], r["ulng"])
+            seconds = truth.eta_s(math.hypot(ix - ux, iy - uy))
+            await conn.execute(
+                """UPDATE assignments SET status = 'on_scene',
+                          on_scene_at = dispatched_at + make_interval(secs => $2) WHERE id = $1""",
+                r["id"], seconds,
+            )  # fmt: skip
+    out = tmp_path / "own.json"
+    result = run_cad(api.settings.database_url, "eta", "calibrate", "--database",
+                     "--unit-type", "response_car", "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(out.read_text())
+    fitted = doc["unit_types"]["response_car"]
+    assert abs(fitted["mobilise_s"] - 60.0) < 8
+    assert abs(fitted["cruise_mps"] - 15.0) / 15.0 < 0.1
+    assert doc["holdout"]["after"]["mae_s"] < 5
+    assert "closed response_car assignments with a recorded start" in result.stdout
