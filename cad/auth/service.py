@@ -29,7 +29,7 @@ from cad.auth.security import (
     refresh_hash,
     verify_password,
 )
-from cad.auth.throttle import SigninThrottle, name_key
+from cad.auth.throttle import Gate, SigninThrottle, name_key
 from cad.config import Settings
 from cad.errors import Forbidden, Invalid, Unauthorized
 from cad.events.writer import append_event
@@ -78,18 +78,8 @@ async def sign_in(auth: Auth, username: str, password: str, client: Client) -> S
         locked_now: int | None = None
         async with auth.throttle.transaction(gate) as conn:
             if not ok:
-                await audit.record(
-                    conn, "signin", "failure", client, username=username,
-                    user_id=row["id"] if row else None,
-                    detail={"reason": "disabled" if row and row["disabled"] else "wrong"},
-                )  # fmt: skip
-                if gate.mode == "redis":
-                    locked_now = await auth.throttle.leave(gate, failed=True)
-                else:
-                    failures = await auth.throttle.failures_now(gate)
-                    locked_now = failures if failures >= auth.throttle.max_failures else None
-                if locked_now is not None:
-                    await _lock(conn, auth, gate.name, locked_now, client)
+                reason = "disabled" if row and row["disabled"] else "wrong"
+                locked_now = await _failed(conn, auth, gate, client, username, row, reason)
             else:
                 assert row is not None
                 await auth.throttle.leave(gate, failed=False)
@@ -126,6 +116,34 @@ def _refusal(settings: Settings, row: asyncpg.Record) -> tuple[str, str] | None:
             "(POST /api/auth/password)",
         )
     return None
+
+
+async def _failed(
+    conn: asyncpg.Connection,
+    auth: Auth,
+    gate: Gate,
+    client: Client,
+    username: str,
+    row: asyncpg.Record | None,
+    reason: str,
+    via: str | None = None,
+) -> int | None:
+    """Record a failed password check and count it; lock the name if this one reached the
+    limit (the failures then, else None)."""
+    detail = {"reason": reason, **({"via": via} if via else {})}
+    await audit.record(
+        conn, "signin", "failure", client, username=username,
+        user_id=row["id"] if row else None, detail=detail,
+    )  # fmt: skip
+    if gate.mode == "redis":
+        locked = await auth.throttle.leave(gate, failed=True)
+    else:
+        # The failure just written is in the count: it is read in the gate's transaction.
+        failures = await auth.throttle.failures_now(gate)
+        locked = failures if failures >= auth.throttle.max_failures else None
+    if locked is not None:
+        await _lock(conn, auth, gate.name, locked, client)
+    return locked
 
 
 async def _lock(
@@ -280,17 +298,7 @@ async def change_password(
         signed: SignedIn | None = None
         async with auth.throttle.transaction(gate) as conn:
             if not ok:
-                await audit.record(
-                    conn, "signin", "failure", client, username=username,
-                    user_id=row["id"] if row else None, detail={"reason": "wrong",
-                                                                "via": "password_change"},
-                )  # fmt: skip
-                locked = await auth.throttle.leave(gate, failed=True)
-                if gate.mode == "postgres":
-                    failures = await auth.throttle.failures_now(gate)
-                    locked = failures if failures >= auth.throttle.max_failures else None
-                if locked is not None:
-                    await _lock(conn, auth, gate.name, locked, client)
+                await _failed(conn, auth, gate, client, username, row, "wrong", "password_change")
             else:
                 assert row is not None
                 await auth.throttle.leave(gate, failed=False)

@@ -3,16 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from cad.http import Out
 from cad.places.schemas import Lat, Lng
-
-
-def _aware(v: datetime | None) -> datetime | None:
-    if v is not None and v.tzinfo is None:
-        raise ValueError("must include a timezone (e.g. 2026-11-26T10:00:00Z)")
-    return v
 
 
 class EmergencyIn(BaseModel):
@@ -20,15 +14,10 @@ class EmergencyIn(BaseModel):
     report the server holds."""
 
     model_config = ConfigDict(extra="forbid")
-    pressed_at: datetime | None = None
+    pressed_at: AwareDatetime | None = None
     lat: Lat | None = None
     lng: Lng | None = None
-    position_at: datetime | None = None
-
-    @field_validator("pressed_at", "position_at")
-    @classmethod
-    def _aware_times(cls, v: datetime | None) -> datetime | None:
-        return _aware(v)
+    position_at: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> EmergencyIn:

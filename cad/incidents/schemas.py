@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from cad.catalogue.schemas import GradeCode, sometimes
@@ -25,15 +25,13 @@ class RegradeIn(BaseModel):
 class RemarkIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: Annotated[str, Field(min_length=1, max_length=4000)]
-    pressed_at: datetime | None = Field(
+    pressed_at: AwareDatetime | None = Field(
         default=None, description="when it was written, for a remark sent late (offline)"
     )
 
     @field_validator("pressed_at")
     @classmethod
-    def _aware_pressed(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("must include a timezone (e.g. 2026-11-26T10:00:00Z)")
+    def _not_ahead(cls, v: datetime | None) -> datetime | None:
         if v is not None and (v - datetime.now(UTC)).total_seconds() > 30:
             raise ValueError("is in the future (check the device's clock)")
         return v

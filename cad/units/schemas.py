@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from cad.catalogue.schemas import GradeCode, sometimes
@@ -21,31 +21,17 @@ class StatusIn(BaseModel):
     incident_id: Annotated[int, Field(gt=0, lt=2**62)] | None = Field(
         default=None, description="the job this status is about; refused if it is not the unit's"
     )
-    pressed_at: datetime | None = Field(
+    pressed_at: AwareDatetime | None = Field(
         default=None,
         description="when the officer pressed it, for a change sent late (queued offline): "
         "becomes the assignment's time; not in the future, not before the dispatch",
     )
 
-    @field_validator("pressed_at")
-    @classmethod
-    def _aware_pressed(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("must include a timezone (e.g. 2026-11-26T10:00:00Z)")
-        return v
-
 
 class AcknowledgeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     assignment_id: Annotated[int, Field(gt=0, lt=2**62)]
-    pressed_at: datetime | None = None
-
-    @field_validator("pressed_at")
-    @classmethod
-    def _aware_pressed(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("must include a timezone (e.g. 2026-11-26T10:00:00Z)")
-        return v
+    pressed_at: AwareDatetime | None = None
 
 
 class AcknowledgedOut(Out):
