@@ -347,6 +347,41 @@ def _write_params(doc: dict[str, Any], lines: list[str], out: str | None) -> Non
         print(f"params written to {out}; set CAD_ETA_PARAMS_FILE to use them")
 
 
+def _study(args: argparse.Namespace) -> None:
+    from cad.study.run import run_study
+    from cad.study.sources import SourceError
+
+    fleet = Path(args.fleet) if args.fleet else None
+    if fleet is not None and not fleet.is_file():
+        _fail(f"{fleet}: no such file")
+    log_file = Path(args.log_file) if args.log_file else None
+    if log_file is not None and not log_file.is_file():
+        _fail(f"{log_file}: no such file")
+    try:
+        summary = run_study(
+            log=args.log,
+            log_file=log_file,
+            fleet_file=fleet,
+            seed=args.seed,
+            out=Path(args.out),
+            hours=args.hours,
+            e_delay_s=args.e_delay_min * 60,
+        )
+    except (SourceError, ValueError) as exc:
+        _fail(str(exc))
+    for code, g in summary["grades"].items():
+        if "received_to_dispatch_s" in g:
+            d, s = g["received_to_dispatch_s"], g["received_to_on_scene_s"]
+            print(
+                f"{code}: {g['calls']} calls, to dispatch median {d['median']} s p90 {d['p90']} s,"
+                f" to scene median {s['median']} s p90 {s['p90']} s,"
+                f" within target {g['on_scene_within_target_pct']}%"
+            )
+        else:
+            print(f"{code}: {g['calls']} calls, closed without dispatch")
+    print(f"simulated in {summary['simulated_in_s']} s; report in {args.out}/report.md")
+
+
 def _serve(host: str, port: int, workers: int, reload: bool) -> None:
     import uvicorn
 
@@ -464,6 +499,23 @@ def main(argv: list[str] | None = None) -> None:
         help="only attendances whose deployed-from station was the nearest one",
     )
     cal.add_argument("--sample", type=int, default=0, help="use at most N rows (0: all)")
+    study = sub.add_parser(
+        "study", help="replay a call log through grading and auto-dispatch on a virtual clock"
+    )
+    study.add_argument(
+        "--log",
+        choices=("sf", "montgomery"),
+        default="sf",
+        help="the SF Fire week, or Montgomery County's snowstorm day (2018-11-15)",
+    )
+    study.add_argument("--log-file", default=None, help="the log (default: the shared file)")
+    study.add_argument("--fleet", default=None, help="fleet CSV/JSON (default: demo fleet)")
+    study.add_argument("--seed", type=int, default=0, help="seeds the times on scene")
+    study.add_argument("--out", default="study-out", help="directory for the report")
+    study.add_argument("--hours", type=float, default=None, help="only the first N hours")
+    study.add_argument(
+        "--e-delay-min", type=float, default=120.0, help="Extended calls booked this much later"
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -513,6 +565,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_gazetteer_import(args.files))
     elif args.command == "eta":
         _eta_calibrate(args)
+    elif args.command == "study":
+        _study(args)
     elif args.command == "users" and args.users_command == "add":
         asyncio.run(_users_add(args.username, args.role, args.password, args.unit, args.temporary))
     elif args.command == "users":
