@@ -357,6 +357,9 @@ def _study(args: argparse.Namespace) -> None:
     log_file = Path(args.log_file) if args.log_file else None
     if log_file is not None and not log_file.is_file():
         _fail(f"{log_file}: no such file")
+    if args.policies or args.find_fleet:
+        _study_compare(args, fleet, log_file)
+        return
     try:
         summary = run_study(
             log=args.log,
@@ -380,6 +383,76 @@ def _study(args: argparse.Namespace) -> None:
         else:
             print(f"{code}: {g['calls']} calls, closed without dispatch")
     print(f"simulated in {summary['simulated_in_s']} s; report in {args.out}/report.md")
+
+
+def _parse_target(text: str) -> tuple[str, float]:
+    """'I:90%' -> ('I', 90.0)."""
+    grade, sep, pct = text.partition(":")
+    try:
+        value = float(pct.strip().rstrip("%"))
+    except ValueError:
+        value = -1.0
+    if not sep or not grade.strip() or not 0 < value <= 100:
+        _fail(f"--target {text!r}: expected GRADE:PCT%, e.g. I:90%")
+    return grade.strip(), value
+
+
+def _study_compare(args: argparse.Namespace, fleet: Path | None, log_file: Path | None) -> None:
+    from cad.study.run import run_find_fleet, run_policies
+    from cad.study.sources import SourceError
+    from dispatch.policy import Policy
+
+    common: dict[str, Any] = {
+        "log": args.log,
+        "log_file": log_file,
+        "fleet_file": fleet,
+        "out": Path(args.out),
+        "hours": args.hours,
+        "e_delay_s": args.e_delay_min * 60,
+    }
+    try:
+        if args.find_fleet:
+            grade, pct = _parse_target(args.target)
+            doc = run_find_fleet(
+                grade=grade, target_pct=pct, seed=args.seed, max_runs=args.max_runs, **common
+            )
+            if not doc["met"]:
+                print(f"not met: {doc['reason']} ({doc['start']['pct']}%)")
+            else:
+                found = doc["found"]
+                print(
+                    f"{found['total']} response cars (from {doc['start']['total']}), "
+                    f"{grade} within target {found['pct']}%, {doc['runs']} runs; "
+                    f"binding: {', '.join(doc['binding']) or 'none'}"
+                )
+            print(f"simulated in {doc['simulated_in_s']} s; report in {args.out}/fleet.md")
+            return
+        names = [p.strip() for p in args.policies.split(",") if p.strip()]
+        try:
+            policies = [Policy(n) for n in names]
+        except ValueError:
+            _fail(f"--policies: one or more of {', '.join(p.value for p in Policy)}")
+        if args.seeds < 1:
+            _fail("--seeds: at least 1")
+        doc = run_policies(
+            policies=policies,
+            seeds=args.seeds,
+            seed=args.seed,
+            margin_s=args.policy_margin_s,
+            **common,
+        )
+    except (SourceError, ValueError) as exc:
+        _fail(str(exc))
+    base = doc["baseline"]
+    for policy, per in doc["policies"].items():
+        for code, m in per.items():
+            d, s, w = m["dispatch_median_s"], m["scene_median_s"], m["within_target_pct"]
+            print(
+                f"{policy} {code}: to dispatch median {d['value']['mean']} s, to scene median "
+                f"{s['value']['mean']} s, within target {w['value']['mean']}% "
+                f"(vs {base}: {w['vs_' + base]['mean']} points)"
+            )
+    print(f"simulated in {doc['simulated_in_s']} s; report in {args.out}/policies.md")
 
 
 def _serve(host: str, port: int, workers: int, reload: bool) -> None:
@@ -515,6 +588,30 @@ def main(argv: list[str] | None = None) -> None:
     study.add_argument("--hours", type=float, default=None, help="only the first N hours")
     study.add_argument(
         "--e-delay-min", type=float, default=120.0, help="Extended calls booked this much later"
+    )
+    study.add_argument(
+        "--policies",
+        default=None,
+        help="compare dispatch policies side by side: nearest,own_area,coverage",
+    )
+    study.add_argument(
+        "--seeds", type=int, default=1, help="with --policies: seeds --seed .. --seed+N-1"
+    )
+    study.add_argument(
+        "--policy-margin-s",
+        type=int,
+        default=120,
+        help="own_area: another borough's unit only if this much faster; coverage: a "
+        "borough's last unit kept if another is at most this much slower",
+    )
+    study.add_argument(
+        "--find-fleet",
+        action="store_true",
+        help="search the fewest response cars per borough meeting --target",
+    )
+    study.add_argument("--target", default="I:90%", help="with --find-fleet: GRADE:PCT%%")
+    study.add_argument(
+        "--max-runs", type=int, default=100, help="with --find-fleet: at most N simulations"
     )
     args = parser.parse_args(argv)
 

@@ -19,6 +19,7 @@ import structlog
 from dispatch import repository as repo
 from dispatch.directory import UnitDirectory
 from dispatch.model import FALLBACK_PLAN, Need
+from dispatch.policy import DEFAULT_MARGIN_S, POOL_EXTRA, Policy, choose, count_spare
 from dispatch.recommend import busy_candidates, recommend
 from dispatch.service import DispatchError, Emit, assign_unit
 from dispatch.status import UnitStatus
@@ -74,6 +75,8 @@ class QueueItem:
     lat: float
     lng: float
     needs: tuple[Need, ...]
+    # The incident's area, for the policies that weigh boroughs (nearest ignores it).
+    area_code: str | None = None
 
 
 def plan_actions(
@@ -84,10 +87,17 @@ def plan_actions(
     *,
     stale_after_s: int,
     divert_min_saving_s: int,
+    policy: Policy = Policy.NEAREST,
+    policy_margin_s: int = DEFAULT_MARGIN_S,
 ) -> list[Action]:
-    """Most urgent first: each incident takes the best units left after those before it."""
+    """Most urgent first: each incident takes the best units left after those before it.
+
+    ``policy`` chooses among the ranked available units (dispatch/policy.py); the
+    default, nearest by ETA, takes recommend's own choice."""
     taken: set[int] = set()
     actions: list[Action] = []
+    nearest = policy is Policy.NEAREST
+    spare = {} if nearest else count_spare(directory.units.values())
     for item in queue:
         if not item.needs:
             continue
@@ -100,21 +110,37 @@ def plan_actions(
             now,
             grade=item.grade,
             stale_after_s=stale_after_s,
-            alternatives=0,
+            alternatives=0 if nearest else POOL_EXTRA,
             exclude=frozenset(taken),
             include_busy=False,
             explain=False,
         )
-        for cand in rec.recommended:
+        chosen = rec.recommended
+        if not nearest:
+            order = sorted(item.needs, key=lambda n: len(directory.available.get(n.capability, ())))
+            chosen = choose(
+                rec,
+                order,
+                policy=policy,
+                incident_area=item.area_code,
+                area_of={
+                    c.unit_id: directory.units[c.unit_id].area_code
+                    for c in (*rec.recommended, *rec.alternatives)
+                },
+                spare=spare,
+                guard_coverage=item.grade != directory.grades.most_urgent,
+                margin_s=policy_margin_s,
+            )
+        for cand in chosen:
             taken.add(cand.unit_id)
             actions.append(Action(item.incident_id, cand.unit_id, cand.eta_s, item.grade))
         if item.grade != directory.grades.most_urgent:
             continue
         # Immediate grade: a unit heading to lower-grade work may be worth taking.
         x, y = directory.projector.to_metres(item.lat, item.lng)
-        by_need = {c.fills: c for c in rec.recommended}
+        by_need = {c.fills: c for c in chosen}
         filled = {n.capability: 0 for n in item.needs}
-        for c in rec.recommended:
+        for c in chosen:
             if c.fills:
                 filled[c.fills] += 1
         for need in item.needs:

@@ -30,6 +30,7 @@ from cad.study.sources import DATA, CallRecord, FleetUnit
 from dispatch.directory import UnitDirectory
 from dispatch.engine import EngineMemory, QueueItem, plan_actions, remaining_needs
 from dispatch.model import FALLBACK_PLAN, Need, UnitState
+from dispatch.policy import DEFAULT_MARGIN_S, Policy
 from dispatch.status import UnitStatus
 from gis.eta import EtaModel
 from gis.projection import Projector
@@ -76,6 +77,9 @@ class StudyConfig:
     divert_min_saving_s: int = 120
     # Officer's emergency plan size, as CAD_EMERGENCY_UNITS.
     emergency_units: int = 3
+    # Which unit the engine sends among those ranked (dispatch/policy.py).
+    policy: Policy = Policy.NEAREST
+    policy_margin_s: int = DEFAULT_MARGIN_S
 
 
 @dataclass(slots=True)
@@ -321,7 +325,11 @@ class Simulation:
         ):
             needs = self._needs(inc)
             if needs:
-                items.append(QueueItem(inc.id, inc.grade, inc.call.lat, inc.call.lng, needs))
+                items.append(
+                    QueueItem(
+                        inc.id, inc.grade, inc.call.lat, inc.call.lng, needs, inc.call.area_code
+                    )
+                )
         if not items:
             self.pending.clear()
             return
@@ -333,6 +341,8 @@ class Simulation:
             self._now(t),
             stale_after_s=NEVER_STALE_S,
             divert_min_saving_s=self.config.divert_min_saving_s,
+            policy=self.config.policy,
+            policy_margin_s=self.config.policy_margin_s,
         )
         self.memory.remember_short(items, actions)
         for action in actions:

@@ -8,6 +8,7 @@ per log says how), and our own grading rules then decide its grade.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ class CallRecord:
     incident_type: str
     risk: Mapping[str, object] = field(default_factory=dict)
     source_type: str = ""
+    # The borough the call falls in (set by `with_areas`), for the area-aware policies.
+    area_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,11 @@ class FleetUnit:
     # midnight); equal values mean always on duty.
     shift_start_h: float = 0.0
     shift_end_h: float = 0.0
+
+
+def with_areas(calls: Sequence[CallRecord], areas: AreaSet) -> list[CallRecord]:
+    codes = areas.areas_for_many([c.lat for c in calls], [c.lng for c in calls])
+    return [dataclasses.replace(c, area_code=code) for c, code in zip(calls, codes, strict=True)]
 
 
 class BoxMap:

@@ -112,7 +112,11 @@ async def test_offline_emergency_goes_first_and_can_be_cancelled(
 ) -> None:
     unit_row, job = await job_for_cw11(http)
     unit = await open_page("unit", viewport=PHONE)
-    await unit.locator("#ack-job").click()
+    # The acknowledgement goes through the outbox too: wait for the server's answer, or
+    # it may still be queued when the signal goes and be sent after the emergency.
+    async with unit.expect_response(lambda r: r.url.endswith("/acknowledge")) as answered:
+        await unit.locator("#ack-job").click()
+    assert (await answered.value).ok
     await expect(unit.locator("#job-alert")).to_be_hidden()
     await expect(unit.locator("#outbox-list li")).to_have_count(0)
 
