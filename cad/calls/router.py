@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Request
 
 from cad.calls import service
 from cad.calls.schemas import CallIn, CallRecordedOut, GradePreviewIn, GradePreviewOut
@@ -25,31 +25,21 @@ async def record_call(
     """Record a 999 call: a new incident, or a link to an existing one (``link_to``)."""
     if state.limiter is not None:
         await state.limiter.check(principal.user_id, "calls")
+    recorded: dict[str, Any] = {}
+
+    async def command() -> tuple[int, Any]:
+        recorded.update(await service.record_call(conn, state, body, principal.user_id,
+                                                  principal.actor))  # fmt: skip
+        return 201, recorded
+
     async with tx(state) as conn:
-        if idempotency_key is not None:
-            key = idempotency.check_key(idempotency_key)
-            replay = await idempotency.begin(
-                conn,
-                principal.user_id,
-                key,
-                "POST /api/calls",
-                idempotency.request_hash(body.model_dump(mode="json")),
-            )
-            if replay is not None:
-                return Response(
-                    replay.content,
-                    status_code=replay.status_code,
-                    media_type="application/json",
-                    headers={"Idempotent-Replay": "true"},
-                )
-        result = await service.record_call(conn, state, body, principal.user_id, principal.actor)
-        response = JSON(result, status_code=201)
-        if idempotency_key is not None:
-            await idempotency.finish(
-                conn, principal.user_id, idempotency_key, 201, bytes(response.body)
-            )
-    incident = result.get("incident")
-    CALLS_ACCEPTED.labels(incident["grade"] if incident else "none").inc()
+        response = await idempotency.once(
+            conn, principal.user_id, idempotency_key, "POST /api/calls",
+            body.model_dump(mode="json"), command,
+        )  # fmt: skip
+    if recorded:  # not a replay: counted once, when first accepted
+        incident = recorded.get("incident")
+        CALLS_ACCEPTED.labels(incident["grade"] if incident else "none").inc()
     return response
 
 
