@@ -78,6 +78,7 @@ AnyUser = Annotated[Principal, Depends(require(*STAFF_ROLES, Role.UNIT))]
 Handler = Annotated[Principal, Depends(require(Role.CALL_HANDLER, Role.SUPERVISOR))]
 Dispatcher = Annotated[Principal, Depends(require(Role.DISPATCHER, Role.SUPERVISOR))]
 Supervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
+AdminUser = Annotated[Principal, Depends(require(Role.ADMIN))]
 UnitOrDispatcher = Annotated[
     Principal, Depends(require(Role.UNIT, Role.DISPATCHER, Role.SUPERVISOR))
 ]

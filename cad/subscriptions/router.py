@@ -1,18 +1,15 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from cad.auth.security import Principal, Role
-from cad.deps import IdPath, StateDep, require, tx
+from cad.deps import AdminUser, IdPath, StateDep, tx
 from cad.http import JSON, returns
 from cad.subscriptions import service
 from cad.subscriptions.schemas import SubscriptionIn, SubscriptionOut, SubscriptionsOut
 
 router = APIRouter(prefix="/api/subscriptions", tags=["subscriptions"])
-
-AdminUser = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
 @router.post("", status_code=201, response_class=JSON, responses=returns(SubscriptionOut, 201))

@@ -2,18 +2,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 
 from cad.auth import service as auth_service
-from cad.auth.security import Principal, Role
-from cad.deps import StateDep, client_of, require, tx
+from cad.auth.security import Principal
+from cad.deps import AdminUser, StateDep, client_of, tx
 from cad.http import JSON, returns
 from cad.users import service
 from cad.users.schemas import SessionsEndedOut, UnlockOut, UserIn, UserOut, UserPatch, UsersOut
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
-AdminUser = Annotated[Principal, Depends(require(Role.ADMIN))]
 UsernamePath = Annotated[str, Path(min_length=1, max_length=200)]
 
 
