@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from cad.catalogue.schemas import GradeCode, sometimes
@@ -26,15 +26,9 @@ class RemarkIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: Annotated[str, Field(min_length=1, max_length=4000)]
     pressed_at: AwareDatetime | None = Field(
-        default=None, description="when it was written, for a remark sent late (offline)"
+        default=None,
+        description="when it was written, for a remark sent late (offline); not in the future",
     )
-
-    @field_validator("pressed_at")
-    @classmethod
-    def _not_ahead(cls, v: datetime | None) -> datetime | None:
-        if v is not None and (v - datetime.now(UTC)).total_seconds() > 30:
-            raise ValueError("is in the future (check the device's clock)")
-        return v
 
 
 class CloseIn(BaseModel):

@@ -113,6 +113,8 @@ async def add_remark(
     *,
     pressed_at: datetime | None = None,
 ) -> dict[str, Any]:
+    # The same rule as a late status press (a device clock may run a little ahead).
+    dispatch_service.check_pressed_at(pressed_at, None, now_utc())
     row = await get_or_404(conn, incident_id)
     await repo.add_search_text(conn, incident_id, text)
     data: dict[str, Any] = {"ref": row["ref"], "text": text}

@@ -236,3 +236,18 @@ async def test_the_unit_app_learns_its_open_emergency_and_a_cancel_resend_is_har
     assert first.status_code == again.status_code == 200
     assert again.headers.get("Idempotent-Replay") == "true"
     assert (await api.as_("unit", "GET", "/api/units/me")).json()["emergency"] is None
+
+
+async def test_a_remark_written_in_the_future_is_refused(api: Api) -> None:
+    _, incident_id, _ = await _unit_with_job(api)
+    ahead = {
+        "text": "from a fast clock",
+        "pressed_at": (datetime.now(UTC) + timedelta(minutes=5)).isoformat(),
+    }
+    r = await api.as_("unit", "POST", f"/api/incidents/{incident_id}/remarks", json=ahead)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "pressed_at", r.text
+    remarks = await api.state.pool.fetchval(
+        "SELECT count(*) FROM events WHERE type = 'incident.remark' AND incident_id = $1",
+        incident_id,
+    )
+    assert remarks == 0
