@@ -7,16 +7,15 @@ another site, whose requests arrive without the cookies at all."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from playwright.async_api import Page, Response, expect
 
 from tests.browser.conftest import PageFactory, screenshot
+from tests.browser.elsewhere import Elsewhere as Attacker
 from tests.conftest import Server, call_body
 
 pytestmark = pytest.mark.browser
@@ -40,39 +39,6 @@ OPEN_SOCKET = """(url) => new Promise((resolve) => {
   ws.onmessage = (e) => { resolve(`admitted: ${String(e.data).slice(0, 30)}`); ws.close(); };
   ws.onclose = (e) => resolve(e.code);
 })"""
-
-
-class Attacker:
-    """Someone else's pages, served without any security header from a spare port."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, bytes] = {}
-        pages = self.pages
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = pages.get(self.path, b"<!doctype html><title>elsewhere</title>")
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        port = self.httpd.server_address[1]
-        self.same_site = f"http://127.0.0.1:{port}"
-        self.cross_site = f"http://localhost:{port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
 
 
 @pytest.fixture

@@ -4,66 +4,39 @@ API page (/docs, Swagger UI from this origin) renders under the same strict poli
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from playwright.async_api import Browser, expect
 
 from tests.browser.conftest import PHONE, PageFactory, watch_csp
+from tests.browser.elsewhere import Elsewhere
 from tests.conftest import Server, wait_for
 
 pytestmark = pytest.mark.browser
 
 
-class Attacker:
-    """A page on another origin (another port) that frames ``target`` and, as a control,
-    a page of its own: the control shows frames do load here, so the console's absence
-    is the policy at work."""
-
-    def __init__(self, target: str) -> None:
-        page = (
-            "<!doctype html><title>elsewhere</title>"
-            f'<iframe name="console" src="{target}"></iframe>'
-            '<iframe name="own" src="/own.html"></iframe>'
-        ).encode()
-        own = b'<!doctype html><p id="own">framed fine</p>'
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = own if self.path == "/own.html" else page
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
-
 @pytest.fixture
-def attacker(server: Server) -> Iterator[Attacker]:
-    site = Attacker(f"{server.url}/console/")
+def attacker(server: Server) -> Iterator[Elsewhere]:
+    # A page that frames the console and, as a control, a page of its own: the control
+    # shows frames do load here, so the console's absence is the policy at work.
+    target = f"{server.url}/console/"
+    site = Elsewhere(
+        {
+            "/": (
+                "<!doctype html><title>elsewhere</title>"
+                f'<iframe name="console" src="{target}"></iframe>'
+                '<iframe name="own" src="/own.html"></iframe>'
+            ).encode(),
+            "/own.html": b'<!doctype html><p id="own">framed fine</p>',
+        }
+    )
     yield site
     site.close()
 
 
 async def test_another_origin_cannot_frame_the_console(
-    browser: Browser, server: Server, attacker: Attacker
+    browser: Browser, server: Server, attacker: Elsewhere
 ) -> None:
     # Not open_page: this page is meant to trip the policy, and its refusal is asserted.
     ctx = await browser.new_context()
@@ -71,7 +44,7 @@ async def test_another_origin_cannot_frame_the_console(
     try:
         await watch_csp(ctx, seen)
         page = await ctx.new_page()
-        await page.goto(attacker.url)
+        await page.goto(attacker.same_site + "/")
         own = page.frame(name="own")
         assert own is not None
         await expect(own.locator("#own")).to_have_text("framed fine")
