@@ -8,6 +8,11 @@ after it is delivered (a jump is usually a rolled-back seq, which the fill finds
 Subscribers get bounded queues. A console that cannot keep up is dropped with a reason
 and reconnects with ``since=`` to catch up from PostgreSQL, instead of slowing everyone
 (broadcaster's unbounded queues) or silently losing events.
+
+Subscribers are grouped by what they get (filter, batch framing, account events): each
+delivery cycle (one XREAD reply or one fill from PostgreSQL) is matched once per group,
+each event is encoded at most once per worker, and a batch group gets one frame per cycle,
+so the work grows with the number of distinct filters, not with the number of sockets.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from cad.events import repository
+from cad.events.filters import NO_FILTER, EventFilter, is_account_event
 from cad.events.horizon import Horizon
 from cad.events.writer import Event
 
@@ -39,14 +45,44 @@ def encode_event(event: Event) -> bytes:
     return orjson.dumps(event.to_dict())
 
 
-# An event with its JSON, encoded once per worker rather than once per console.
-Delivery = tuple[Event, bytes]
+def batch_frame(encoded: list[bytes]) -> bytes:
+    """``{"type":"batch","events":[...]}`` from events already encoded: joining bytes,
+    so an event in a batch costs no second encode."""
+    return b'{"type":"batch","events":[' + b",".join(encoded) + b"]}"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Delivery:
+    """One frame for a group of subscribers, built once per worker: one event's JSON, or
+    (batch mode) every event of the group's filter in one delivery cycle. The events go
+    along so a console can de-duplicate against its catch-up by seq; ``upto`` is where
+    the frame leaves the subscriber: every event up to it that matches was in this frame
+    or an earlier one."""
+
+    events: tuple[Event, ...]
+    payload: bytes
+    upto: int
+    batch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GroupKey:
+    """Subscribers that get the same frames: the same filter, the same framing, the same
+    view of account events (a rule of the role, see filters.ACCOUNT_EVENTS)."""
+
+    filter: EventFilter = NO_FILTER
+    batch: bool = False
+    accounts: bool = True
+
+    def admits(self, event: Event) -> bool:
+        return (self.accounts or not is_account_event(event)) and self.filter.matches(event)
 
 
 @dataclass(eq=False)
 class Subscriber:
     queue: asyncio.Queue[Delivery | None]
     max_size: int
+    key: GroupKey = GroupKey()
     dropped_reason: str | None = None
 
     def offer(self, delivery: Delivery) -> bool:
@@ -56,8 +92,9 @@ class Subscriber:
             self.queue.put_nowait(delivery)
             return True
         except asyncio.QueueFull:
+            what = "frames" if self.key.batch else "events"
             self.dropped_reason = (
-                f"slow consumer: more than {self.max_size} events behind; "
+                f"slow consumer: more than {self.max_size} {what} behind; "
                 "reconnect with since=<last seq> to catch up"
             )
             return False
@@ -82,18 +119,36 @@ class Hub:
         self.poll_interval_s = poll_interval_s
         self.last_seq = 0
         self.subscribers: set[Subscriber] = set()
+        # Subscribers by what they get: the match and the frame are worked out once per
+        # group and cycle, however many consoles share them.
+        self.groups: dict[GroupKey, set[Subscriber]] = {}
         self.listeners: list[Listener] = []
         self.mode = "starting"
         self.horizon = Horizon()
         self._task: asyncio.Task[None] | None = None
+        # Work done for subscribers, for /metrics and the tests that prove it does not
+        # grow with the number of sockets: events encoded (at most once each per worker),
+        # batch frames built (one per batch group and cycle), cycles delivered.
+        self.encodes = 0
+        self.batch_frames = 0
+        self.cycles = 0
 
-    def subscribe(self) -> Subscriber:
-        sub = Subscriber(asyncio.Queue(self.queue_max), self.queue_max)
+    def subscribe(
+        self, filter: EventFilter = NO_FILTER, *, batch: bool = False, accounts: bool = True
+    ) -> Subscriber:
+        key = GroupKey(filter, batch, accounts)
+        sub = Subscriber(asyncio.Queue(self.queue_max), self.queue_max, key)
         self.subscribers.add(sub)
+        self.groups.setdefault(key, set()).add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
+        group = self.groups.get(sub.key)
+        if group is not None:
+            group.discard(sub)
+            if not group:
+                del self.groups[sub.key]
 
     def add_listener(self, listener: Listener) -> None:
         """In-process consumers (the unit picture, the engine's wake-up)."""
@@ -118,20 +173,57 @@ class Hub:
                 sub.queue.put_nowait(None)
 
     async def _deliver(self, event: Event) -> None:
-        if event.seq <= self.last_seq:
+        await self._deliver_cycle([event])
+
+    async def _deliver_cycle(self, events: list[Event]) -> None:
+        """One delivery cycle (an XREAD reply, a fill from PostgreSQL): events in seq
+        order, each handed out once; a batch subscriber gets them in one frame."""
+        fresh = [e for e in events if e.seq > self.last_seq]
+        if not fresh:
             return
-        self.last_seq = event.seq
-        if self.subscribers:
-            delivery = (event, encode_event(event))
-            for sub in list(self.subscribers):
-                sub.offer(delivery)
-        for listener in self.listeners:
-            try:
-                result = listener(event)
-                if result is not None:
-                    await result
-            except Exception:
-                log.exception("hub.listener_failed", seq=event.seq)
+        self.last_seq = fresh[-1].seq
+        if self.groups:
+            self.cycles += 1
+            self._offer(fresh)
+        for event in fresh:
+            for listener in self.listeners:
+                try:
+                    result = listener(event)
+                    if result is not None:
+                        await result
+                except Exception:
+                    log.exception("hub.listener_failed", seq=event.seq)
+
+    def _offer(self, events: list[Event]) -> None:
+        # Per cycle, each event's frame is built the first time a group wants it and then
+        # shared by every group and subscriber that does (batch frames join its bytes).
+        singles: dict[int, Delivery] = {}
+
+        def single(event: Event) -> Delivery:
+            delivery = singles.get(event.seq)
+            if delivery is None:
+                self.encodes += 1
+                delivery = Delivery((event,), encode_event(event), event.seq)
+                singles[event.seq] = delivery
+            return delivery
+
+        upto = events[-1].seq
+        for key, group in list(self.groups.items()):
+            matched = [e for e in events if key.admits(e)]
+            if not matched or not group:
+                continue
+            subs = list(group)
+            if key.batch:
+                self.batch_frames += 1
+                frame = batch_frame([single(e).payload for e in matched])
+                delivery = Delivery(tuple(matched), frame, upto, batch=True)
+                for sub in subs:
+                    sub.offer(delivery)
+            else:
+                for event in matched:
+                    delivery = single(event)
+                    for sub in subs:
+                        sub.offer(delivery)
 
     async def _fill_from_db(self, before: int | None = None) -> int:
         """Deliver what PostgreSQL has after last_seq: up to ``before`` (exclusive) when
@@ -143,8 +235,7 @@ class Hub:
                     return 0
                 before = min(safe, self.last_seq + 1000) + 1
             events = await repository.events_between(conn, self.last_seq, before)
-        for event in events:
-            await self._deliver(event)
+        await self._deliver_cycle(events)
         return len(events)
 
     async def _run(self) -> None:
@@ -182,17 +273,24 @@ class Hub:
         )
         if not reply:
             return False
+        # The reply is one cycle, but for a jump: what comes before it goes out first,
+        # then the fill from PostgreSQL as a cycle of its own, then the rest.
+        cycle: list[Event] = []
+        expected = self.last_seq + 1
         for _key, entries in reply:
             for entry_id, fields in entries:
                 text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
                 seq = int(text.split("-")[0])
-                if seq <= self.last_seq:
+                if seq < expected:
                     continue
-                if seq > self.last_seq + 1:
+                if seq > expected:
+                    await self._deliver_cycle(cycle)
+                    cycle = []
                     await self._fill_from_db(before=seq)
                 raw = fields.get(b"e") if b"e" in fields else fields.get("e")
-                data = orjson.loads(raw)
-                await self._deliver(_event_from_json(data))
+                cycle.append(_event_from_json(orjson.loads(raw)))
+                expected = seq + 1
+        await self._deliver_cycle(cycle)
         return True
 
     async def _poll_db_while_redis_down(self) -> None:
@@ -213,6 +311,7 @@ class Hub:
 def _event_from_json(data: dict[str, object]) -> Event:
     from datetime import datetime
 
+    areas, grade = data.get("areas"), data.get("grade")
     return Event(
         seq=int(data["seq"]),  # type: ignore[call-overload]
         at=datetime.fromisoformat(str(data["at"])),
@@ -221,4 +320,7 @@ def _event_from_json(data: dict[str, object]) -> Event:
         unit_id=data.get("unit_id"),  # type: ignore[arg-type]
         actor=str(data["actor"]),
         data=data.get("data") or {},  # type: ignore[arg-type]
+        # Absent in entries a relay of an older release wrote: matched like old rows.
+        areas=None if areas is None else tuple(areas),  # type: ignore[arg-type]
+        grade=None if grade is None else str(grade),
     )

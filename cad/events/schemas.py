@@ -24,6 +24,13 @@ class EventOut(Out):
         description='who did it: "role:username", or "engine:…" for the engine\'s own moves'
     )
     data: dict[str, Any] = Field(description="the event's own fields, by type")
+    areas: list[str] | None = Field(
+        description="the areas it concerns, as written: its incident's area and its unit's "
+        "home area (empty: global); null on events from before these were recorded"
+    )
+    grade: str | None = Field(
+        description="its incident's grade when it was written; null without an incident"
+    )
 
 
 class EventsPageOut(Out):

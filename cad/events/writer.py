@@ -29,6 +29,11 @@ class Event:
     unit_id: int | None
     actor: str
     data: dict[str, Any]
+    # What the event concerns, recorded when it was written (migration 0012), so that a
+    # subscription filter is a function of the event alone: the incident's and the unit's
+    # areas, and the incident's grade. None on events written before the migration.
+    areas: tuple[str, ...] | None = None
+    grade: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +44,8 @@ class Event:
             "unit_id": self.unit_id,
             "actor": self.actor,
             "data": self.data,
+            "areas": list(self.areas) if self.areas is not None else None,
+            "grade": self.grade,
         }
 
 
@@ -54,11 +61,19 @@ async def append_event(
     """Append one event; it becomes visible to readers once the caller commits."""
     if not conn.is_in_transaction():
         raise RuntimeError("append_event needs the caller's transaction")
+    # The areas and grade come from subselects in the same statement (no extra round trip);
+    # in the caller's transaction they see the incident as this command left it.
     row = await conn.fetchrow(
         """WITH marker AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($1::bigint))
-           INSERT INTO events (seq, type, incident_id, unit_id, actor, data)
-           SELECT nextval('events_seq_seq'), $2, $3, $4, $5, $6 FROM marker
-           RETURNING seq, at""",
+           INSERT INTO events (seq, type, incident_id, unit_id, actor, data, areas, grade)
+           SELECT nextval('events_seq_seq'), $2, $3, $4, $5, $6,
+                  ARRAY(SELECT a FROM (SELECT area_code FROM incidents WHERE id = $3
+                                       UNION
+                                       SELECT area_code FROM units WHERE id = $4) AS s (a)
+                        WHERE a IS NOT NULL ORDER BY a),
+                  (SELECT grade FROM incidents WHERE id = $3)
+           FROM marker
+           RETURNING seq, at, areas, grade""",
         EVENTS_LOCK_KEY,
         type,
         incident_id,
@@ -67,7 +82,17 @@ async def append_event(
         data or {},
     )
     assert row is not None
-    return Event(row["seq"], row["at"], type, incident_id, unit_id, actor, data or {})
+    return Event(
+        row["seq"],
+        row["at"],
+        type,
+        incident_id,
+        unit_id,
+        actor,
+        data or {},
+        _areas(row["areas"]),
+        row["grade"],
+    )
 
 
 def event_from_row(row: asyncpg.Record) -> Event:
@@ -79,4 +104,10 @@ def event_from_row(row: asyncpg.Record) -> Event:
         row["unit_id"],
         row["actor"],
         row["data"],
+        _areas(row["areas"]),
+        row["grade"],
     )
+
+
+def _areas(value: list[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
