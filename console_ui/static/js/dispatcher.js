@@ -1,7 +1,8 @@
 // Dispatcher console: the open-incident queue, unit board, map, alarms, and the selected
 // incident's detail and recommendations.
 //
-// The board holds every open incident, every unit and every open alarm. It loads them once
+// The board holds every open incident, every unit and every open alarm of its desk (the
+// boroughs this dispatcher works, or All London); it loads them once
 // (and again only after a gap the stream cannot fill), then keeps them by applying events:
 // no list is refetched because something happened. Drawing is batched to one pass per
 // animation frame; nothing waits for the stream to go quiet, so a steady stream of calls
@@ -25,6 +26,7 @@ import {
   topbar,
 } from "./common.js";
 import { EMERGENCY_KIND, EmergencyAlarms } from "./emergency-alarm.js";
+import { DeskPicker } from "./desk.js";
 import { CadMap } from "./map.js";
 import { markerBanner } from "./retrieval.js";
 import { Mute, unlockAudioOnFirstGesture } from "./sound.js";
@@ -37,6 +39,9 @@ unlockAudioOnFirstGesture();
 // Sound for a new I-grade incident and for alarms; muted per user on this device.
 const mute = new Mute(s.username);
 $(".topbar").insertBefore(mute.button(), $("#conn"));
+// The desk: which boroughs this board shows and the stream carries (per user, this device).
+const desk = new DeskPicker(s.username, { onChange: (codes) => deskChanged(codes) });
+$(".topbar h1").after(desk.button);
 
 const PAGE = 2000; // open incidents per snapshot page
 const OVERSCAN = 8; // rows drawn above and below the visible window
@@ -82,8 +87,14 @@ const post = (path, body) => {
 const CUE_WITHIN_MS = 120000;
 const recent = (ev) => Date.now() - Date.parse(ev.at) < CUE_WITHIN_MS;
 
-const incidents = new Map(); // id -> incident: every open incident
-const units = new Map(); // id -> unit
+const incidents = new Map(); // id -> incident: every open incident of the desk
+const units = new Map(); // id -> unit: every unit based in the desk's boroughs
+// What is known to lie outside the desk (so an event about it fetches nothing): the ids
+// of incidents and units seen outside it since the last snapshot.
+const outsideIncidents = new Set();
+const outsideUnits = new Set();
+/** In the desk: All London, one of its boroughs, or no borough at all (as the server). */
+const inDesk = (areaCode) => areaCode == null || desk.has(areaCode);
 const alarms = new Map(); // alarm id -> alarm
 const emergencies = new EmergencyAlarms({
   post,
@@ -105,7 +116,11 @@ const filters = loadFilters();
 
 const map = new CadMap($("#map"), { zoom: 10 });
 map.onIncidentClick = (id) => select(id);
-map.loadAreas().catch(showError);
+map.showDesk(desk.areas);
+map
+  .loadAreas()
+  .then((list) => desk.setBoroughs(list))
+  .catch(showError);
 if (map.addGoToBox) map.addGoToBox();
 
 // ---- state ---------------------------------------------------------------------------
@@ -145,6 +160,11 @@ function keyed(inc) {
 }
 
 function putIncident(inc) {
+  if (!inDesk(inc.area_code)) {
+    outsideIncidents.add(inc.id);
+    dropIncident(inc.id);
+    return;
+  }
   if (incidents.has(inc.id)) dropped = true; // the old object leaves `ordered`
   incidents.set(inc.id, keyed(inc));
   added.push(inc);
@@ -207,6 +227,7 @@ function rowFromDetail(d) {
 const fetching = new Map(); // id -> another event came while it was being fetched
 /** One incident the board should show but does not hold (reopened, or a race at start). */
 async function fetchOne(id) {
+  if (outsideIncidents.has(id)) return; // another desk's: nothing to show
   if (fetching.has(id)) {
     fetching.set(id, true); // the answer may predate this event: ask once more after it
     return;
@@ -264,19 +285,29 @@ async function loadSnapshot() {
     ]);
     for (const t of types || []) typeNames.set(t.code, t.name);
     incidents.clear();
-    for (const inc of open.all) incidents.set(inc.id, keyed(inc));
+    outsideIncidents.clear();
+    outsideUnits.clear();
+    for (const inc of open.all) {
+      if (inDesk(inc.area_code)) incidents.set(inc.id, keyed(inc));
+      else outsideIncidents.add(inc.id);
+    }
     ordered = [...incidents.values()];
     for (const inc of ordered) inc._in = true;
     added.length = 0;
     snapshotIds = new Set(incidents.keys());
     units.clear();
-    for (const u of unitList) units.set(u.id, u);
+    for (const u of unitList) {
+      if (inDesk(u.area_code)) units.set(u.id, u);
+      else outsideUnits.add(u.id);
+    }
     alarms.clear();
-    for (const a of alarmList) alarms.set(a.id, a);
-    emergencies.load(alarmList);
+    const mine = alarmList.filter(alarmInDesk);
+    for (const a of mine) alarms.set(a.id, a);
+    emergencies.load(mine);
     stats.counts = { state: countsOf(), server: open.counts };
     const server = open.counts;
-    if (server && server.open !== incidents.size) {
+    // The server counts London; a desk's board holds its share only.
+    if (server && desk.areas === null && server.open !== incidents.size) {
       // Moments apart, so a busy room can differ by a few; the events then settle it.
       console.warn("board snapshot count differs from the server's", incidents.size, server.open);
     }
@@ -342,7 +373,7 @@ function apply(ev) {
         if (!replaying) fresh.set(id, Date.now() + FRESH_MS);
       }
       // Events held back while a snapshot loads are new all the same: they cue too.
-      if (d.grade === "I" && recent(ev)) mute.cue("urgent");
+      if (d.grade === "I" && recent(ev) && inDesk(d.area_code)) mute.cue("urgent");
       break;
     case "incident.graded":
       patchIncident(id, { grade: d.to, target_at: d.target_at });
@@ -413,20 +444,23 @@ function apply(ev) {
       if (selectedId !== null && id !== selectedId) recsSoon(d.from, d.to);
       break;
     }
-    case "alarm.raised":
-      alarms.set(d.alarm_id, {
+    case "alarm.raised": {
+      const alarm = {
         id: d.alarm_id,
         kind: d.kind,
         incident_id: id,
         unit_id: ev.unit_id,
         raised_at: ev.at,
         message: d.message,
-      });
+      };
+      if (!alarmInDesk(alarm)) break; // another desk's (the stream may not filter yet)
+      alarms.set(d.alarm_id, alarm);
       emergencies.apply(ev);
       if (d.kind !== EMERGENCY_KIND && recent(ev)) mute.cue("alarm");
       dirty.alarms = true;
       schedule();
       break;
+    }
     case "alarm.cleared":
       emergencies.apply(ev);
       if (alarms.delete(d.alarm_id)) {
@@ -453,12 +487,61 @@ function onPositions(list) {
   if (list.length) schedule();
 }
 
+/** An alarm is the desk's unless all it is about (incident, unit) is known to be elsewhere:
+ * the server's rule (the incident's borough or the unit's home one), and an alarm about
+ * something this board never saw (a closed incident) is shown rather than hidden. */
+function alarmInDesk(a) {
+  if (desk.areas === null) return true;
+  const inc = a.incident_id != null ? incidents.has(a.incident_id) : false;
+  const unit = a.unit_id != null ? units.has(a.unit_id) : false;
+  if (inc || unit) return true;
+  const incOut = a.incident_id != null && outsideIncidents.has(a.incident_id);
+  const unitOut = a.unit_id != null && outsideUnits.has(a.unit_id);
+  return !(incOut || unitOut);
+}
+
+const streamFilter = () => ({ areas: desk.areas });
 const stream = new EventStream({
   onEvent,
   onPositions,
   onState: showConnState,
   onResync: () => loadSnapshot(),
+  filter: streamFilter(),
+  // Refused (a borough the server does not know): the stream carries London and the
+  // board still shows only the desk, so nothing is missed and nothing extra is shown.
+  onFilterRejected: (reason) => console.warn("desk filter refused by the server:", reason),
 });
+
+/** A new desk: show only its share at once, then resubscribe and reload the snapshot
+ * (what lies in the new boroughs was never streamed to this page). */
+function deskChanged(codes) {
+  // What was outside the old desk may lie in the new one: only what leaves now is known.
+  outsideIncidents.clear();
+  outsideUnits.clear();
+  for (const [id, inc] of incidents) {
+    if (!inDesk(inc.area_code)) {
+      dropIncident(id);
+      outsideIncidents.add(id);
+    }
+  }
+  for (const [id, u] of units) {
+    if (!inDesk(u.area_code)) {
+      units.delete(id);
+      outsideUnits.add(id);
+      dirty.unitMarkers.add(id);
+    }
+  }
+  for (const [id, a] of alarms) if (!alarmInDesk(a)) alarms.delete(id);
+  if (filters.area && codes && !codes.includes(filters.area)) {
+    filters.area = ""; // the queue's own area choice lies outside the new desk
+    saveFilters();
+  }
+  dirty.queue = dirty.units = dirty.alarms = dirty.areas = dirty.allMarkers = true;
+  scroller.scrollTop = 0;
+  schedule();
+  map.showDesk(codes);
+  if (!stream.setFilter(streamFilter())) loadSnapshot();
+}
 
 // ---- drawing: at most once per frame -------------------------------------------------
 const dirty = {
@@ -499,6 +582,7 @@ function render() {
   for (const id of dirty.unitMarkers) {
     const u = units.get(id);
     if (u) map.upsertUnit(u);
+    else map.removeUnit(id);
   }
   dirty.unitMarkers.clear();
   renderMarkers();
@@ -820,7 +904,9 @@ function filtersChanged() {
 
 function renderAreaOptions() {
   const sel = $("#area-filter");
-  const names = [...areaNames].sort((a, b) => String(a[1]).localeCompare(String(b[1])));
+  const names = [...areaNames]
+    .filter(([code]) => inDesk(code))
+    .sort((a, b) => String(a[1]).localeCompare(String(b[1])));
   sel.innerHTML =
     `<option value="">All areas</option>` +
     names.map(([code, name]) => `<option value="${esc(code)}">${esc(name)}</option>`).join("");

@@ -217,6 +217,7 @@ export class CadMap {
       L.control.attribution({ prefix: false }).addTo(this.map);
       this.el.classList.add("has-tiles");
       if (this.areaLayer) this.areaLayer.setStyle(areaStyle(true));
+      if (this.areaLayer && this._deskAreas) this.showDesk(this._deskAreas, { fit: false });
       if (this.wardLayer) this.wardLayer.setStyle(wardStyle(true));
     }
     this.el.dataset.baseMap = this.tiles ? "tiles" : "offline";
@@ -245,6 +246,39 @@ export class CadMap {
         .addTo(this.areas);
     });
     this._zoomChanged();
+    this.areaList = (fc.features || [])
+      .map((f) => f.properties || {})
+      .filter((p) => p.code)
+      .map((p) => ({ code: String(p.code), name: String(p.name || p.code) }));
+    if (this._deskAreas) this.showDesk(this._deskAreas, { fit: this._deskFit });
+    return this.areaList;
+  }
+
+  /**
+   * A desk's boroughs (codes; null or empty for all): those stand out, the rest dim, and
+   * with fit the map frames them. Before the boroughs load it is kept for when they do.
+   */
+  showDesk(codes, { fit = true } = {}) {
+    const set = codes && codes.length ? new Set(codes) : null;
+    this._deskAreas = set ? [...set] : null;
+    this._deskFit = fit;
+    this.el.dataset.desk = set ? [...set].sort().join(",") : "";
+    if (!this.areaLayer) return;
+    const base = areaStyle(!!this.tiles);
+    let bounds = null;
+    this.areaLayer.eachLayer((l) => {
+      const code = l.feature && l.feature.properties && String(l.feature.properties.code);
+      const mine = !set || set.has(code);
+      l.setStyle(
+        mine
+          ? { ...base, weight: set ? base.weight + 0.8 : base.weight }
+          : { ...base, opacity: 0.35, fillOpacity: this.tiles ? 0.18 : 0.25, fillColor: "#0b1015" },
+      );
+      if (set && mine) bounds = bounds ? bounds.extend(l.getBounds()) : L.latLngBounds(l.getBounds().getSouthWest(), l.getBounds().getNorthEast());
+    });
+    if (!fit) return;
+    const b = bounds || this.areaLayer.getBounds();
+    if (b.isValid()) this.map.fitBounds(b, { padding: [4, 4], animate: false });
   }
 
   _zoomChanged() {
@@ -437,6 +471,13 @@ export class CadMap {
       }
     }
     m.unit = { callsign: u.callsign, status: u.status };
+  }
+
+  removeUnit(id) {
+    const m = this.unitMarkers.get(id);
+    if (!m) return;
+    m.remove();
+    this.unitMarkers.delete(id);
   }
 
   /** A single pin (the handler's chosen location), labelled with its address line if given. */

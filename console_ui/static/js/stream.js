@@ -7,6 +7,30 @@ const HEAD = "4611686018427387903"; // 2**62 - 1: "nothing after this" yields ju
 const POLL_MS = 2000;
 const WS_RETRY_WHILE_POLLING_MS = 15000;
 const FAILURES_BEFORE_POLLING = 3;
+const FILTER_FIELDS = ["areas", "grades", "kinds"];
+
+/** {areas, grades, kinds}: each a sorted, de-duplicated array, or null for "all". */
+export function normFilter(filter) {
+  const out = { areas: null, grades: null, kinds: null };
+  for (const k of FILTER_FIELDS) {
+    const v = filter ? filter[k] : null;
+    if (Array.isArray(v) && v.length) out[k] = [...new Set(v.map(String))].sort();
+  }
+  return out;
+}
+
+function sameFilter(a, b) {
+  return FILTER_FIELDS.every((k) => (a[k] || []).join(",") === (b[k] || []).join(","));
+}
+
+/** The filter as query parameters ("" for none), each starting with "&". */
+function filterQuery(filter) {
+  let q = "";
+  for (const k of FILTER_FIELDS) {
+    if (filter[k]) q += `&${k}=${filter[k].map(encodeURIComponent).join(",")}`;
+  }
+  return q;
+}
 
 export class EventStream {
   /**
@@ -17,6 +41,14 @@ export class EventStream {
    * means calling onResync. onPositions(units) receives the socket's unsequenced
    * position batches ([{id, lat, lng, at}], only units that moved); they are not
    * replayed after a gap, so a console keeps positions from its snapshot until then.
+   *
+   * filter {areas, grades, kinds} (arrays of codes, or null for all) narrows what the
+   * server sends, on the socket and in polling alike; setFilter() changes it. A filter
+   * the server refuses (close 4422, or a 422 while polling) calls
+   * onFilterRejected(reason) and the stream carries on unfiltered: a superset, so
+   * nothing is missed (a page that filters what it shows needs do nothing more).
+   * Frames may be batches ({"type": "batch", "events": [...]}, asked for with batch=1);
+   * each event reaches onEvent on its own, exactly once and in seq order.
    */
   constructor({
     onEvent,
@@ -24,12 +56,18 @@ export class EventStream {
     onResync = () => {},
     onPositions = () => {},
     pollEvents = true,
+    filter = null,
+    onFilterRejected = (reason) => console.warn("event filter refused:", reason),
   }) {
     this.onEvent = onEvent;
     this.onPositions = onPositions;
     this.onStateCb = onState;
     this.onResync = onResync;
     this.pollEvents = pollEvents;
+    this.filter = normFilter(filter);
+    this.filterRejected = false; // the server refused this.filter: ask unfiltered
+    this.onFilterRejected = onFilterRejected;
+    this.serverFilter = null; // the filter the last hello echoed (null: none applied)
     const s = session();
     this.storeKey = `cad.lastSeq.${s.username}`;
     const stored = sessionStorage.getItem(this.storeKey);
@@ -63,6 +101,51 @@ export class EventStream {
     if (this.ws) this.ws.close();
   }
 
+  /**
+   * Narrow (or widen) the stream to a new filter. Events outside the old one were never
+   * received, so this starts afresh: the seq is forgotten (no stale seq skips anything),
+   * the socket reopens with the new filter, and onResync() asks the page to reload its
+   * snapshot. Returns false (and does nothing) when the filter is the same.
+   */
+  setFilter(filter) {
+    const next = normFilter(filter);
+    if (sameFilter(next, this.filter) && !this.filterRejected) return false;
+    this.filter = next;
+    this.filterRejected = false;
+    this.lastSeq = null;
+    sessionStorage.removeItem(this.storeKey);
+    if (this.stopped) return true;
+    clearTimeout(this.retryTimer);
+    const ws = this.ws;
+    this.ws = null; // its close is not a failure: onclose ignores a socket no longer ours
+    if (ws) ws.close(1000, "filter changed");
+    this.attempt = 0;
+    if (this.pollTimer !== null) {
+      // Polling: the next page starts at the head with the new filter, then resyncs.
+      this._stopPolling();
+      this._startPolling();
+    } else {
+      this._setState("reconnecting");
+    }
+    this._connect();
+    return true;
+  }
+
+  /** The filter to ask for: none after the server refused it. */
+  _query() {
+    return (this.filterRejected ? "" : filterQuery(this.filter)) + "&batch=1";
+  }
+
+  _rejected(reason) {
+    if (this.filterRejected) return;
+    this.filterRejected = true;
+    try {
+      this.onFilterRejected(reason);
+    } catch (e) {
+      console.error("filter rejection handler failed", e);
+    }
+  }
+
   _ready() {
     if (this._firstReady) {
       const r = this._firstReady;
@@ -82,8 +165,9 @@ export class EventStream {
     clearTimeout(this.retryTimer);
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     // The session cookie signs the socket in; no token travels in the URL.
-    let url = `${proto}//${location.host}/ws/events`;
-    if (this.lastSeq !== null) url += `?since=${this.lastSeq}`;
+    let query = this._query();
+    if (this.lastSeq !== null) query = `&since=${this.lastSeq}` + query;
+    const url = `${proto}//${location.host}/ws/events?${query.slice(1)}`;
     let ws;
     try {
       ws = new WebSocket(url);
@@ -97,6 +181,7 @@ export class EventStream {
     const openedAt = Date.now();
     let helloSeen = false;
     ws.onmessage = (msg) => {
+      if (this.ws !== ws) return; // replaced (a new filter): its frames are not ours
       let ev;
       try {
         ev =
@@ -108,6 +193,7 @@ export class EventStream {
       }
       if (ev.type === "hello") {
         helloSeen = true;
+        this.serverFilter = ev.filter ?? null;
         this.failures = 0;
         this.attempt = 0;
         this._stopPolling();
@@ -127,6 +213,11 @@ export class EventStream {
         }
         return;
       }
+      if (ev.type === "batch") {
+        // Several events in one frame, in seq order: each handled as if it came alone.
+        for (const one of ev.events || []) this._handle(one);
+        return;
+      }
       this._handle(ev);
     };
     ws.onclose = (ev) => {
@@ -143,6 +234,13 @@ export class EventStream {
           if (ok) this._reconnectNow();
           else sessionEnded(ev.reason);
         });
+        return;
+      }
+      if (ev.code === 4422) {
+        // A filter value the server does not accept (the reason names the field): carry
+        // on unfiltered from where we were rather than retry what will fail again.
+        this._rejected(ev.reason || "bad filter");
+        this._reconnectNow();
         return;
       }
       if (ev.code === 4408 && helloSeen) {
@@ -198,32 +296,54 @@ export class EventStream {
 
   _startPolling() {
     this._setState("polling");
+    const gen = (this.pollGen = (this.pollGen || 0) + 1);
+    // A tick still awaiting when polling restarts (a new filter) ends there, unheard.
+    const current = () => !this.stopped && this.pollTimer !== null && this.pollGen === gen;
     const tick = async () => {
-      if (this.stopped || this.pollTimer === null) return;
+      if (!current()) return;
+      let behind = false;
       try {
         if (!this.pollEvents) {
           await this.onResync();
         } else {
           const since = this.lastSeq === null ? HEAD : String(this.lastSeq);
           // api() refreshes an expired token, and signs out an ended session.
-          const body = await api("GET", `/api/events?since=${since}&limit=500`);
+          const filter = this.filterRejected ? "" : filterQuery(this.filter);
+          let body;
+          try {
+            body = await api("GET", `/api/events?since=${since}&limit=500${filter}`);
+          } catch (err) {
+            if (!(filter && err && err.status === 422)) throw err;
+            this._rejected(err.message || "bad filter");
+            body = await api("GET", `/api/events?since=${since}&limit=500`);
+          }
+          if (!current()) return;
           if (this.lastSeq === null) {
             this._setSeq(body.last_seq);
             if (!this._firstReady) this.onResync();
           }
           for (const ev of body.events) this._handle(ev);
+          // A page covers a seq range: with a filter (or events this role may not read)
+          // it can hold nothing, and the next page must still start after it.
+          const end = body.next_since;
+          if (typeof end === "number" && this.lastSeq !== null && end > this.lastSeq) {
+            this._setSeq(end);
+          }
+          behind = typeof end === "number" && typeof body.last_seq === "number" && end < body.last_seq;
         }
         if (this.pollTimer !== null) this._setState("polling");
         this._ready();
       } catch {
+        if (!current()) return;
         this._setState("offline");
       }
-      if (this.pollTimer !== null) this.pollTimer = setTimeout(tick, POLL_MS);
+      if (current()) this.pollTimer = setTimeout(tick, behind ? 0 : POLL_MS);
     };
     this.pollTimer = setTimeout(tick, 0);
   }
 
   _stopPolling() {
+    this.pollGen = (this.pollGen || 0) + 1;
     clearTimeout(this.pollTimer);
     this.pollTimer = null;
   }
