@@ -1,6 +1,6 @@
 """Figure (b): recommendation over 10,000 units with status and capability filters.
 
-Ours: `dispatch.recommend.recommend` on a `UnitDirectory` (per-capability indexes, ETA
+Ours: `dispatch.recommend.recommend` on a `UnitDirectory` (per-capability grid indexes, ETA
 early stop). Baselines over the very same units: numpy brute force (mask, distances,
 argpartition, ETA on the survivors) and a PostGIS KNN query (`ORDER BY geom <-> point`,
 GiST index, status and capability in the WHERE clause) through asyncpg.

@@ -7,7 +7,8 @@ booking.
 
 Units sit in one spatial index per capability, split into available and busy, so a
 query for "nearest available armed unit" looks only at armed available units instead of
-filtering all of them.
+filtering all of them. The indexes are grids updated in place: a move or a status change
+costs O(1) and is seen by the very next query.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import datetime
 from dispatch.model import GradeOrder, UnitState
 from dispatch.status import ON_JOB, UnitStatus
 from gis.projection import Projector
-from gis.spatial import UnitIndex
+from gis.spatial import GridIndex
 
 
 class UnitDirectory:
@@ -26,8 +27,8 @@ class UnitDirectory:
         self.projector = projector
         self.grades = grades
         self.units: dict[int, UnitState] = {}
-        self.available: dict[str, UnitIndex] = {}
-        self.busy: dict[str, UnitIndex] = {}
+        self.available: dict[str, GridIndex] = {}
+        self.busy: dict[str, GridIndex] = {}
         self._xy: dict[int, tuple[float, float]] = {}
         # Counts units becoming available: an incident that could not be served has no
         # better chance until this moves, so the engine need not plan it again.
@@ -60,7 +61,7 @@ class UnitDirectory:
         self.divertable_epoch += 1
         for caps, indexes in ((avail, self.available), (busy, self.busy)):
             for cap, items in caps.items():
-                index = UnitIndex()
+                index = GridIndex()
                 index.bulk_load(items)
                 indexes[cap] = index
 
@@ -94,7 +95,7 @@ class UnitDirectory:
         else:
             return
         for cap in unit.capabilities:
-            indexes.setdefault(cap, UnitIndex()).upsert(unit.id, xy[0], xy[1])
+            indexes.setdefault(cap, GridIndex()).upsert(unit.id, xy[0], xy[1])
 
     def apply_position(self, unit_id: int, lat: float, lng: float, at: datetime) -> bool:
         """Move a unit; older reports than the one held are ignored. True if applied."""

@@ -9,15 +9,21 @@ force ranking (tested).
 
 from __future__ import annotations
 
+import bisect
 import heapq
-from collections.abc import Sequence
+import math
+import operator
+from collections.abc import Mapping, Sequence, Set
 from datetime import datetime, timedelta
 
 from dispatch.directory import UnitDirectory
 from dispatch.model import Candidate, Need, Recommendation, UnitState
 from dispatch.status import UnitStatus
-from gis.eta import EtaModel
-from gis.spatial import UnitIndex
+from gis.eta import EtaModel, KolesarEta
+from gis.spatial import GridIndex, UnitIndex
+
+_STATUS_VALUE = {s: s.value for s in UnitStatus}
+_by_eta = operator.attrgetter("eta_s")
 
 
 def _age_s(unit: UnitState, now: datetime) -> int | None:
@@ -27,7 +33,7 @@ def _age_s(unit: UnitState, now: datetime) -> int | None:
 
 
 def ranked(
-    index: UnitIndex,
+    index: GridIndex | UnitIndex,
     directory: UnitDirectory,
     x: float,
     y: float,
@@ -35,14 +41,18 @@ def ranked(
     eta: EtaModel,
     now: datetime,
     stale_after_s: int,
-    exclude: frozenset[int] = frozenset(),
+    exclude: Set[int] = frozenset(),
 ) -> list[tuple[float, float, int]]:
-    """The k best (eta_s, distance_m, unit_id) in an index, best first, fresh positions only."""
+    """The k best (eta_s, distance_m, unit_id) in an index, best first, fresh positions only.
+
+    Ties in ETA go to the nearer unit, then the lower id."""
     if k <= 0:
         return []
+    cutoff = now - timedelta(seconds=stale_after_s)
+    if isinstance(index, GridIndex):
+        return _ranked_grid(index, directory.units, x, y, k, eta, cutoff, exclude)
     best: list[tuple[float, float, int]] = []  # max-heap on eta via negation
     units = directory.units
-    cutoff = now - timedelta(seconds=stale_after_s)
 
     def accept(unit_id: int) -> bool:
         if unit_id in exclude:
@@ -62,6 +72,119 @@ def ranked(
     return sorted((-e, d, u) for e, d, u in best)
 
 
+def _ranked_grid(
+    index: GridIndex,
+    units: Mapping[int, UnitState],
+    x: float,
+    y: float,
+    k: int,
+    eta: EtaModel,
+    cutoff: datetime,
+    exclude: Set[int],
+) -> list[tuple[float, float, int]]:
+    # Ring by ring outwards, every qualifying unit is scored exactly; the walk stops once
+    # no unit beyond the rings walked can beat the k-th best, as the model's lower bound
+    # at the rings' edge exceeds its ETA. The heap holds the k best by (eta, distance,
+    # id), the worst on top: keys negated, as heapq keeps the smallest on top.
+    if type(eta) is KolesarEta:
+        return _ranked_kolesar(index, units, x, y, k, eta, cutoff, exclude)
+    heap: list[tuple[float, float, int]] = []
+    worst = math.inf
+    for cells, bound in index.iter_rings(x, y):
+        for cell in cells:
+            for ux, uy, uid in cell:
+                if uid in exclude:
+                    continue
+                unit = units.get(uid)
+                if unit is None or unit.position_at is None or unit.position_at < cutoff:
+                    continue
+                d = math.hypot(ux - x, uy - y)
+                s = eta.eta_s(d, unit.unit_type)
+                item = (-s, -d, -uid)
+                if len(heap) < k:
+                    heapq.heappush(heap, item)
+                elif item > heap[0]:
+                    heapq.heapreplace(heap, item)
+                else:
+                    continue
+                if len(heap) == k:
+                    worst = -heap[0][0]
+        if len(heap) >= k and bound < math.inf and eta.min_eta_s(bound) > worst:
+            break
+    return sorted([(-s, -d, -u) for s, d, u in heap])
+
+
+def _ranked_kolesar(
+    index: GridIndex,
+    units: Mapping[int, UnitState],
+    x: float,
+    y: float,
+    k: int,
+    eta: KolesarEta,
+    cutoff: datetime,
+    exclude: Set[int],
+) -> list[tuple[float, float, int]]:
+    # The hot path, run once per need of every recommendation: `_ranked_grid` with the
+    # Kolesar curves evaluated inline (the same floats as `KolesarEta.eta_s`), and units
+    # beyond the reach of the k-th best ETA (the distance from which the model's lower
+    # envelope exceeds it) passed over on their squared distance alone.
+    curves, fallback = eta.coefficients()
+    table, step = eta.envelope()
+    n_table = len(table)
+    heap: list[tuple[float, float, int]] = []
+    full = False
+    worst = reach = reach2 = math.inf
+    sqrt, push, replace, bisect_right = (
+        math.sqrt,
+        heapq.heappush,
+        heapq.heapreplace,
+        bisect.bisect_right,
+    )
+    for cells, bound in index.iter_rings(x, y):
+        for cell in cells:
+            for ux, uy, uid in cell:
+                dx = ux - x
+                dy = uy - y
+                d2 = dx * dx + dy * dy
+                if d2 > reach2:
+                    continue
+                unit = units.get(uid)
+                if unit is None or uid in exclude:
+                    continue
+                at = unit.position_at
+                if at is None or at < cutoff:
+                    continue
+                d = sqrt(d2)
+                a, b, c, e, d_crit = curves.get(unit.unit_type, fallback)
+                s = a + b * sqrt(d) if d < d_crit else c + e * d
+                if full:
+                    if s > worst:
+                        continue
+                    item = (-s, -d, -uid)
+                    if item < heap[0]:
+                        continue
+                    replace(heap, item)
+                else:
+                    push(heap, (-s, -d, -uid))
+                    if len(heap) < k:
+                        continue
+                    full = True
+                worst = -heap[0][0]
+                # From reach on, no unit type arrives within worst: the envelope's entry
+                # at any distance >= reach is past worst (entries never decrease).
+                i = bisect_right(table, worst)
+                if i < n_table:
+                    reach = i * step
+                    # A hair wider, so that rounding in d2 never passes over a unit at reach.
+                    reach2 = reach * reach * (1.0 + 1e-12) + 1e-6
+        if bound >= reach:
+            break
+    return sorted([(-s, -d, -u) for s, d, u in heap])
+
+
+_CAPS: dict[frozenset[str], tuple[str, ...]] = {}
+
+
 def _candidate(
     unit: UnitState,
     eta_s: float,
@@ -71,18 +194,24 @@ def _candidate(
     now: datetime,
     divert_from: int | None = None,
 ) -> Candidate:
+    caps = _CAPS.get(unit.capabilities)
+    if caps is None:
+        if len(_CAPS) > 1024:
+            _CAPS.clear()
+        caps = _CAPS[unit.capabilities] = tuple(sorted(unit.capabilities))
+    at = unit.position_at
     return Candidate(
-        unit_id=unit.id,
-        callsign=unit.callsign,
-        unit_type=unit.unit_type,
-        capabilities=tuple(sorted(unit.capabilities)),
-        status=unit.status.value,
-        eta_s=round(eta_s),
-        distance_m=round(distance),
-        fills=fills,
-        label=label,
-        position_age_s=_age_s(unit, now),
-        divert_from=divert_from,
+        unit.id,
+        unit.callsign,
+        unit.unit_type,
+        caps,
+        _STATUS_VALUE[unit.status],
+        round(eta_s),
+        round(distance),
+        fills,
+        label,
+        None if at is None else int((now - at).total_seconds()),
+        divert_from,
     )
 
 
@@ -97,7 +226,7 @@ def recommend(
     grade: str | None = None,
     stale_after_s: int = 1800,
     alternatives: int = 3,
-    exclude: frozenset[int] = frozenset(),
+    exclude: Set[int] = frozenset(),
     include_busy: bool = True,
     explain: bool = True,
 ) -> Recommendation:
@@ -110,41 +239,34 @@ def recommend(
     grade = grade or directory.grades.most_urgent
     needs = [n for n in needs if n.count > 0]
     result = Recommendation(needs=list(needs))
+    recommended, alts = result.recommended, result.alternatives
     chosen: set[int] = set(exclude)
+    available, units = directory.available, directory.units
+    cutoff = now - timedelta(seconds=stale_after_s)
+    kolesar = eta if type(eta) is KolesarEta else None
     # Scarce capabilities first, so a unit with several does not get spent on a common need.
-    order = sorted(needs, key=lambda n: len(directory.available.get(n.capability, ())))
+    order = sorted(needs, key=lambda n: len(available.get(n.capability, ())))
     seen_alt: set[int] = set()
     for need in order:
-        index = directory.available.get(need.capability)
-        found = (
-            ranked(
-                index,
-                directory,
-                x,
-                y,
-                need.count + alternatives,
-                eta,
-                now,
-                stale_after_s,
-                frozenset(chosen),
-            )
-            if index is not None
-            else []
-        )
+        index = available.get(need.capability)
+        k = need.count + alternatives
+        if index is None or k <= 0:
+            found = []
+        elif kolesar is not None and isinstance(index, GridIndex):
+            found = _ranked_kolesar(index, units, x, y, k, kolesar, cutoff, chosen)
+        else:
+            found = ranked(index, directory, x, y, k, eta, now, stale_after_s, chosen)
         taken = 0
         for eta_s, distance, unit_id in found:
-            unit = directory.units[unit_id]
             if taken < need.count:
-                result.recommended.append(
-                    _candidate(unit, eta_s, distance, need.capability, "available", now)
+                recommended.append(
+                    _candidate(units[unit_id], eta_s, distance, need.capability, "available", now)
                 )
                 chosen.add(unit_id)
                 taken += 1
             elif unit_id not in seen_alt:
                 seen_alt.add(unit_id)
-                result.alternatives.append(
-                    _candidate(unit, eta_s, distance, None, "available", now)
-                )
+                alts.append(_candidate(units[unit_id], eta_s, distance, None, "available", now))
         if taken < need.count:
             result.shortfalls.append(
                 _shortfall(directory, need, taken, now, stale_after_s, chosen)
@@ -157,8 +279,11 @@ def recommend(
                         directory, x, y, need, eta, now, grade, stale_after_s, need.count - taken
                     )
                 )
-    result.recommended.sort(key=lambda c: c.eta_s)
-    result.alternatives.sort(key=lambda c: (c.label != "available", c.eta_s))
+    recommended.sort(key=_by_eta)
+    if any(c.label != "available" for c in alts):
+        alts.sort(key=lambda c: (c.label != "available", c.eta_s))
+    else:
+        alts.sort(key=_by_eta)
     return result
 
 

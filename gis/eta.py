@@ -8,7 +8,7 @@ can replace it by implementing `EtaModel`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -104,6 +104,9 @@ DEFAULT_PARAMS: Mapping[str, KolesarParams] = {
 }
 
 
+# (a, b, c, e, d_crit_m) of a `KolesarParams`.
+Coefficients = tuple[float, float, float, float, float]
+
 _TABLE_STEP_M = 10.0
 _TABLE_STEPS = 10_000  # 100 km
 
@@ -123,6 +126,9 @@ class KolesarEta:
         self.fallback = fallback
         self._fallback_params = self.params[fallback]
         self._all = tuple(self.params.values())
+        self._coefficients = {
+            name: (p.a, p.b, p.c, p.e, p.d_crit_m) for name, p in self.params.items()
+        }
         # min_eta_s is asked for every candidate of every search: a table of the lower
         # envelope, read at the step below the distance (a lower bound, as the envelope
         # never decreases), answers in O(1).
@@ -140,6 +146,17 @@ class KolesarEta:
 
     def eta_s(self, distance_m: float, unit_type: str) -> float:
         return self.params.get(unit_type, self._fallback_params).eta_s(distance_m)
+
+    def coefficients(self) -> tuple[Mapping[str, Coefficients], Coefficients]:
+        """(a, b, c, e, d_crit_m) of each unit type, and the fallback's, for a hot loop
+        that evaluates `eta_s` inline: for a distance d >= 0 it is ``a + b * sqrt(d)`` if
+        ``d < d_crit_m``, else ``c + e * d``, the very same floats."""
+        return self._coefficients, self._coefficients[self.fallback]
+
+    def envelope(self) -> tuple[Sequence[float], float]:
+        """The table behind `min_eta_s`, and its step in metres: entry i
+        is the least ETA of any unit type at i * step metres, and never decreases."""
+        return self._table, _TABLE_STEP_M
 
     def min_eta_s(self, distance_m: float) -> float:
         step = int(distance_m / _TABLE_STEP_M) if distance_m > 0 else 0

@@ -286,3 +286,265 @@ class UnitIndex:
     def _maybe_rebuild(self) -> None:
         if self._ov_count > max(64, len(self._pos) // 20):
             self.rebuild()
+
+
+# Cells hold about this many units on average over the fleet's extent (more where it is
+# dense): a query then reads a few dozen units, in few enough cells that walking the
+# rings costs little next to scoring them.
+_UNITS_PER_CELL = 1.5
+_DEFAULT_CELL_M = 500.0
+_MIN_CELL_M = 25.0
+_MAX_CELL_M = 20_000.0
+# A cell (cx, cy) is the int key cx * _STRIDE + cy, cheaper to hash than a tuple and
+# moved to a neighbour by adding a constant; |cx|, |cy| < 2**31 keeps keys distinct,
+# which positions within _MAX_ABS_M (far beyond any projected CRS) guarantee.
+_STRIDE = 1 << 32
+_MAX_ABS_M = 1e10
+# Offsets of the keys on each ring of cells around a centre cell, built on first use.
+_RINGS_CACHED = 256
+_ring_offsets: list[list[int]] = []
+
+# A cell's units as (x, y, unit_id): a list, as a scan is the hot path.
+Cell = list[tuple[float, float, int]]
+
+
+def _ring(r: int) -> list[int]:
+    """Key offsets of the 8r cells at Chebyshev distance r from a cell (1 for r = 0)."""
+    if r < len(_ring_offsets):
+        return _ring_offsets[r]
+    if r < _RINGS_CACHED:
+        while len(_ring_offsets) <= r:
+            _ring_offsets.append(_ring_keys(len(_ring_offsets)))
+        return _ring_offsets[r]
+    return _ring_keys(r)
+
+
+def _ring_keys(r: int) -> list[int]:
+    if r == 0:
+        return [0]
+    out = [dx * _STRIDE + dy for dx in (-r, r) for dy in range(-r, r + 1)]
+    out += [dx * _STRIDE + dy for dy in (-r, r) for dx in range(-r + 1, r)]
+    return out
+
+
+# The centre cell and the ring around it.
+_BLOCK = _ring(0) + _ring(1)
+
+
+class GridIndex:
+    """Unit positions in projected metres on a uniform grid of square cells.
+
+    Updates are O(1) and seen by the very next query; there is no snapshot to rebuild.
+    A search walks square rings of cells outwards from the query point (`iter_rings`)
+    and its caller stops once the distance bound of the rings walked rules out anything
+    further, so a query reads a few dozen units whatever the fleet's size, even for a
+    capability few units have (each capability has its own index, with its own cell size).
+
+    Positions must be finite and within 1e10 m of the origin. The index is not to be
+    changed while a ring iterator over it is in use.
+    """
+
+    def __init__(self, cell_m: float = _DEFAULT_CELL_M) -> None:
+        if not (math.isfinite(cell_m) and _MIN_CELL_M <= cell_m <= _MAX_CELL_M):
+            raise ValueError(f"cell_m must be in [{_MIN_CELL_M}, {_MAX_CELL_M}]")
+        self._pos: dict[int, tuple[float, float]] = {}
+        self._set_cell(float(cell_m))
+        self._clear_cells()
+
+    def _set_cell(self, cell_m: float) -> None:
+        self.cell_m = cell_m
+        self._inv = 1.0 / cell_m
+        # Retune the cell size once the index has grown well past the size it was
+        # chosen for (an index filled one upsert at a time).
+        self._tuned_for = max(len(self._pos), 16)
+
+    def _clear_cells(self) -> None:
+        self._cells: dict[int, Cell] = {}
+        # Each unit's cell key and its place in that cell's list.
+        self._cell_of: dict[int, int] = {}
+        self._slot: dict[int, int] = {}
+        # Bounds of the cells occupied since the last re-bucketing (never shrunk, which
+        # only makes a search look at empty cells at the edge).
+        self._lo_x = self._lo_y = 0
+        self._hi_x = self._hi_y = -1
+
+    def _key(self, x: float, y: float) -> tuple[int, int]:
+        # Also refuses NaN.
+        if not (abs(x) <= _MAX_ABS_M and abs(y) <= _MAX_ABS_M):
+            raise ValueError(f"position must be finite and within {_MAX_ABS_M:g} m, got ({x}, {y})")
+        return math.floor(x * self._inv), math.floor(y * self._inv)
+
+    # -- mutation ---------------------------------------------------------------------
+
+    def upsert(self, unit_id: int, x: float, y: float) -> None:
+        """Add a unit or move it."""
+        fx, fy = float(x), float(y)
+        old = self._pos.get(unit_id)
+        if old == (fx, fy):
+            return
+        cx, cy = self._key(fx, fy)
+        key = cx * _STRIDE + cy
+        self._pos[unit_id] = (fx, fy)
+        if old is not None:
+            old_key = self._cell_of[unit_id]
+            if old_key == key:
+                self._cells[key][self._slot[unit_id]] = (fx, fy, unit_id)
+                return
+            self._take_out(unit_id, old_key)
+        self._put(unit_id, cx, cy, fx, fy)
+        if len(self._pos) > 4 * self._tuned_for:
+            self.rebuild()
+
+    def remove(self, unit_id: int) -> None:
+        """Forget a unit; removing an absent id is a no-op."""
+        if self._pos.pop(unit_id, None) is None:
+            return
+        self._take_out(unit_id, self._cell_of.pop(unit_id))
+
+    def bulk_load(self, items: Iterable[tuple[int, float, float]]) -> None:
+        """Replace every position (a later duplicate id wins)."""
+        pos: dict[int, tuple[float, float]] = {}
+        for unit_id, x, y in items:
+            fx, fy = float(x), float(y)
+            self._key(fx, fy)
+            pos[unit_id] = (fx, fy)
+        self._pos = pos
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Choose the cell size for the current positions and re-bucket them."""
+        n = len(self._pos)
+        cell = _DEFAULT_CELL_M
+        if n > 1:
+            # The extent of the middle 90% either way, so that a few far-flung positions
+            # (a bad fix) do not make every cell huge.
+            xs = sorted(p[0] for p in self._pos.values())
+            ys = sorted(p[1] for p in self._pos.values())
+            lo, hi = n // 20, n - 1 - n // 20
+            # At least a cell's width either way, so a line of units still gets cells.
+            w = max(xs[hi] - xs[lo], _MIN_CELL_M)
+            h = max(ys[hi] - ys[lo], _MIN_CELL_M)
+            inside = (hi - lo + 1) ** 2 / n
+            cell = math.sqrt(w * h * _UNITS_PER_CELL / inside)
+        self._set_cell(min(max(cell, _MIN_CELL_M), _MAX_CELL_M))
+        self._clear_cells()
+        for unit_id, (x, y) in self._pos.items():
+            cx, cy = self._key(x, y)
+            self._put(unit_id, cx, cy, x, y)
+
+    def _put(self, unit_id: int, cx: int, cy: int, x: float, y: float) -> None:
+        key = cx * _STRIDE + cy
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = self._cells[key] = []
+        self._slot[unit_id] = len(cell)
+        cell.append((x, y, unit_id))
+        self._cell_of[unit_id] = key
+        if self._hi_x < self._lo_x:
+            self._lo_x = self._hi_x = cx
+            self._lo_y = self._hi_y = cy
+        else:
+            self._lo_x = min(self._lo_x, cx)
+            self._hi_x = max(self._hi_x, cx)
+            self._lo_y = min(self._lo_y, cy)
+            self._hi_y = max(self._hi_y, cy)
+
+    def _take_out(self, unit_id: int, key: int) -> None:
+        cell = self._cells[key]
+        slot = self._slot.pop(unit_id)
+        last = cell.pop()
+        if slot < len(cell):
+            cell[slot] = last
+            self._slot[last[2]] = slot
+        if not cell:
+            del self._cells[key]
+
+    # -- reads ------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._pos)
+
+    def __contains__(self, unit_id: object) -> bool:
+        return unit_id in self._pos
+
+    def position(self, unit_id: int) -> tuple[float, float] | None:
+        return self._pos.get(unit_id)
+
+    def items(self) -> Iterator[tuple[int, float, float]]:
+        """Every (unit_id, x, y), in no particular order."""
+        for unit_id, (x, y) in self._pos.items():
+            yield unit_id, x, y
+
+    def iter_rings(self, x: float, y: float) -> Iterator[tuple[list[Cell], float]]:
+        """Walk outwards from (x, y): yield the non-empty cells of each ring of cells not
+        yet yielded ((x, y, unit_id) lists) and a lower bound of the distance from (x, y)
+        to every unit in the cells not yet yielded (`math.inf` with the last).
+
+        Every unit is yielded exactly once, nearer rings first; units within a ring come
+        in no particular order. A walk that has looked at more cells than are occupied
+        (a query far from every unit, or one that must read them all) ends with one
+        sweep of the rest, so it never costs much more than a scan.
+        """
+        cells = self._cells
+        cx0, cy0 = self._key(x, y)
+        if not cells:
+            return
+        get = cells.get
+        k0 = cx0 * _STRIDE + cy0
+        cell_m = self.cell_m
+        lox, hix, loy, hiy = self._lo_x, self._hi_x, self._lo_y, self._hi_y
+        # Ring r walked, units not yet yielded lie beyond a side of the block walked
+        # that still has occupied cells past it: until `near` every side does, and from
+        # `far` on none does.
+        west, east, south, north = cx0 - lox, hix - cx0, cy0 - loy, hiy - cy0
+        near, far = min(west, east, south, north), max(west, east, south, north)
+        gap = min(
+            x - cx0 * cell_m, (cx0 + 1) * cell_m - x, y - cy0 * cell_m, (cy0 + 1) * cell_m - y
+        )
+        # Cell membership is decided in floating point: allow for its rounding.
+        slack = 1e-9 * (abs(x) + abs(y) + (far + 1) * cell_m) + 1e-6
+        # Rings wholly outside the occupied cells are empty: start at the first that is not.
+        # A walk from inside starts with the 3 x 3 block around the query in one go.
+        r = max(0, -near)
+        first = r == 0
+        r = max(r, 1)
+        # Cell slots a walk may look at before it sweeps the remaining cells instead.
+        budget = 2 * len(cells) + 8
+        walked = -1  # the radius of the block yielded so far
+        while True:
+            budget -= len(_BLOCK) if first else 8 * r
+            if budget < 0:
+                yield self._outside(cx0, cy0, walked), math.inf
+                return
+            offsets = _BLOCK if first else _ring(r)
+            first = False
+            found = [c for o in offsets if (c := get(k0 + o)) is not None]
+            if r >= far:
+                yield found, math.inf
+                return
+            if r < near:
+                bound = r * cell_m + gap
+            else:
+                bound = math.inf
+                if r < west:
+                    bound = x - (cx0 - r) * cell_m
+                if r < east:
+                    bound = min(bound, (cx0 + r + 1) * cell_m - x)
+                if r < south:
+                    bound = min(bound, y - (cy0 - r) * cell_m)
+                if r < north:
+                    bound = min(bound, (cy0 + r + 1) * cell_m - y)
+            yield found, max(bound - slack, 0.0)
+            walked = r
+            r += 1
+
+    def _outside(self, cx0: int, cy0: int, walked: int) -> list[Cell]:
+        """The cells outside the block of radius `walked` around (cx0, cy0)."""
+        out: list[Cell] = []
+        for key, cell in self._cells.items():
+            cx, cy = divmod(key, _STRIDE)
+            if cy >= _STRIDE // 2:
+                cx, cy = cx + 1, cy - _STRIDE
+            if max(abs(cx - cx0), abs(cy - cy0)) > walked:
+                out.append(cell)
+        return out

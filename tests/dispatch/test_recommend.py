@@ -247,3 +247,123 @@ def test_grade_order_comes_from_the_scheme_and_ranks_unknowns_last() -> None:
     assert other.most_urgent == "P1" and other.outranks("P1", "P2")
     with pytest.raises(ValueError):
         GradeOrder(("A", "A"))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_recommendation_matches_brute_force_after_live_updates(seed: int) -> None:
+    """Moves and status changes after the load (the live engine's path) keep the grid
+    indexes exact: the same units, the same order and ETAs as an exhaustive search."""
+    rng = random.Random(1000 + seed)
+    units = random_fleet(rng, rng.choice([30, 400, 2500]))
+    directory = UnitDirectory(PROJECTOR, GRADES)
+    directory.load(units)
+    for _ in range(rng.randint(50, 600)):
+        unit = rng.choice(units)
+        if rng.random() < 0.6:
+            # Some moves stay in their cell, some jump across the city.
+            if unit.lat is not None and rng.random() < 0.5:
+                lat, lng = unit.lat + rng.uniform(-1e-4, 1e-4), unit.lng + rng.uniform(-1e-4, 1e-4)  # type: ignore[operator]
+            else:
+                lat, lng = 51.3 + rng.random() * 0.4, -0.5 + rng.random() * 0.7
+            at = NOW - timedelta(seconds=rng.choice([0, 5, 3000]))
+            directory.apply_position(unit.id, lat, lng, at)
+        else:
+            status = rng.choice(list(UnitStatus))
+            directory.apply_status(unit.id, status, 3, "S")
+    for _ in range(5):
+        lat, lng = 51.3 + rng.random() * 0.4, -0.5 + rng.random() * 0.7
+        needs = rng.choice(
+            [[Need("response", 3)], [Need("armed", 1), Need("response", 2)], [Need("dog", 2)]]
+        )
+        rec = recommend(directory, lat, lng, needs, ETA, NOW, alternatives=3)
+        x, y = PROJECTOR.to_metres(lat, lng)
+        chosen: set[int] = set()
+        order = sorted(needs, key=lambda n: len(directory.available.get(n.capability, ())))
+        expected: list[tuple[int, int, str | None]] = []
+        alternatives: list[int] = []
+        for need in order:
+            scored = []
+            for u in units:
+                if (
+                    u.status is not UnitStatus.AVAILABLE
+                    or need.capability not in u.capabilities
+                    or u.id in chosen
+                    or u.position_at is None
+                    or (NOW - u.position_at).total_seconds() > 1800
+                ):
+                    continue
+                ux, uy = PROJECTOR.to_metres(u.lat, u.lng)  # type: ignore[arg-type]
+                d = ((ux - x) ** 2 + (uy - y) ** 2) ** 0.5
+                scored.append((ETA.eta_s(d, u.unit_type), d, u.id))
+            scored.sort()
+            for e, _, uid in scored[: need.count]:
+                expected.append((uid, round(e), need.capability))
+                chosen.add(uid)
+            alternatives += [uid for _, _, uid in scored[need.count : need.count + 3]]
+        got = [(c.unit_id, c.eta_s, c.fills) for c in rec.recommended]
+        assert sorted(got, key=lambda t: (t[1], t[0])) == sorted(
+            expected, key=lambda t: (t[1], t[0])
+        ), seed
+        # A need's alternatives are listed even if a later need takes one of them.
+        assert {c.unit_id for c in rec.alternatives if c.label == "available"} == set(alternatives)
+
+
+def test_grid_index_rings_cover_every_unit_once_within_their_bounds() -> None:
+    from gis.spatial import GridIndex
+
+    rng = random.Random(77)
+    index = GridIndex(cell_m=50)
+    pos: dict[int, tuple[float, float]] = {}
+    for step in range(3000):
+        uid = rng.randrange(400)
+        if rng.random() < 0.8:
+            # Clustered, spread out and far-flung positions.
+            scale = rng.choice([100.0, 5_000.0, 200_000.0])
+            p = (rng.uniform(-scale, scale), rng.uniform(-scale, scale))
+            index.upsert(uid, *p)
+            pos[uid] = p
+        else:
+            index.remove(uid)
+            pos.pop(uid, None)
+        if step == 1500:
+            index.rebuild()
+        if step % 50:
+            continue
+        assert len(index) == len(pos) and all(index.position(u) == p for u, p in pos.items())
+        qx, qy = rng.uniform(-300_000, 300_000), rng.uniform(-300_000, 300_000)
+        seen: list[int] = []
+        last_bound = 0.0
+        for cells, bound in index.iter_rings(qx, qy):
+            assert bound >= last_bound
+            for cell in cells:
+                for ux, uy, uid in cell:
+                    assert pos[uid] == (ux, uy)
+                    # Every unit comes no earlier than its distance allows.
+                    assert ((ux - qx) ** 2 + (uy - qy) ** 2) ** 0.5 >= last_bound
+                    seen.append(uid)
+            last_bound = bound
+        assert sorted(seen) == sorted(pos)
+
+
+def test_grid_index_far_queries_and_outliers_stay_cheap_and_exact() -> None:
+    import time
+
+    from gis.spatial import GridIndex
+
+    rng = random.Random(5)
+    index = GridIndex()
+    items = [(i, rng.uniform(0, 20_000), rng.uniform(0, 20_000)) for i in range(2_000)]
+    # One bad fix thousands of kilometres away must not make every cell huge.
+    items.append((9_999, 5e6, -4e6))
+    index.bulk_load(items)
+    assert index.cell_m < 1_000
+    pos = {i: (x, y) for i, x, y in items}
+    for qx, qy in ((10_000.0, 10_000.0), (1e9, 1e9), (-3e6, 2e6), (5e6, -4e6 + 1)):
+        started = time.perf_counter()
+        seen = [uid for cells, _ in index.iter_rings(qx, qy) for cell in cells for *_, uid in cell]
+        assert time.perf_counter() - started < 1.0
+        assert sorted(seen) == sorted(pos)
+    with pytest.raises(ValueError):
+        index.upsert(1, float("nan"), 0.0)
+    with pytest.raises(ValueError):
+        next(index.iter_rings(float("inf"), 0.0))
