@@ -13,16 +13,22 @@ from fastapi.security import OAuth2PasswordBearer
 from cad.audit.service import Client
 from cad.auth.cookies import ACCESS_COOKIE, SAFE_METHODS, check_csrf
 from cad.auth.security import Principal, Role, decode_token
-from cad.db.pool import transaction
+from cad.db.pool import connection, transaction
 from cad.errors import Forbidden, Unauthorized
 from cad.state import AppState
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
 
-def get_state(request: Request) -> AppState:
+def state_of(request: Request) -> AppState:
     state: AppState = request.app.state.cad
     return state
+
+
+# Dependencies are async although they never await: FastAPI runs a plain def in a
+# thread, a hop that cost every request more than the work itself.
+async def get_state(request: Request) -> AppState:
+    return state_of(request)
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
@@ -35,10 +41,17 @@ async def tx(state: AppState) -> AsyncIterator[asyncpg.Connection]:
         yield conn
 
 
-def current_principal(request: Request, token: str | None = Depends(oauth2)) -> Principal:
+@asynccontextmanager
+async def one_statement(state: AppState) -> AsyncIterator[asyncpg.Connection]:
+    """A connection for a command written as a single statement (its own transaction)."""
+    async with connection(state.pool, state.settings.db_acquire_timeout_s) as conn:
+        yield conn
+
+
+async def current_principal(request: Request, token: str | None = Depends(oauth2)) -> Principal:
     """The caller, from a bearer token (API clients) or the session cookie (consoles, which
     must then pass the CSRF check to change anything); refused once its session ended."""
-    state = get_state(request)
+    state = state_of(request)
     if not token:
         token = request.cookies.get(ACCESS_COOKIE)
         if not token:

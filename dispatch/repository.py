@@ -235,19 +235,33 @@ async def existing_unit_ids(conn: asyncpg.Connection, ids: list[int]) -> set[int
     return {r["id"] for r in rows}
 
 
-async def pending_queue(conn: asyncpg.Connection, grades: list[str]) -> list[asyncpg.Record]:
-    """Open incidents of auto-dispatched grades, most urgent first, then oldest."""
+async def pending_queue(
+    conn: asyncpg.Connection, grades: list[str], limit: int = 500
+) -> list[asyncpg.Record]:
+    """Open incidents of auto-dispatched grades, most urgent first, then oldest.
+
+    Each grade's oldest come off incidents_queue_idx, so a pass reads ``limit`` incidents
+    however many are waiting, and only their assignments."""
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT i.id, i.ref, i.type_code, i.grade, i.status, i.lat, i.lng, i.created_at,
-                  coalesce(array_agg(a.unit_id) FILTER (WHERE a.id IS NOT NULL), '{}') AS unit_ids
-           FROM incidents i
-           LEFT JOIN assignments a
-                  ON a.incident_id = i.id AND a.status IN ('dispatched','en_route','on_scene')
-           WHERE i.status <> 'closed' AND i.grade = ANY($1::text[]) AND i.merged_into IS NULL
-           GROUP BY i.id
-           ORDER BY array_position($1::text[], i.grade), i.created_at
-           LIMIT 500""",
+                  coalesce(a.unit_ids, '{}') AS unit_ids
+           FROM unnest($1::text[]) WITH ORDINALITY AS g(grade, rank)
+           CROSS JOIN LATERAL (
+               SELECT q.id, q.ref, q.type_code, q.grade, q.status, q.lat, q.lng, q.created_at
+               FROM incidents q
+               WHERE q.grade = g.grade AND q.merged_into IS NULL
+                 AND q.status IN ('pending', 'dispatched', 'on_scene')
+               ORDER BY q.created_at, q.id
+               LIMIT $2) i
+           LEFT JOIN LATERAL (
+               SELECT array_agg(x.unit_id) AS unit_ids
+               FROM assignments x
+               WHERE x.incident_id = i.id AND x.status IN ('dispatched','en_route','on_scene')
+           ) a ON true
+           ORDER BY g.rank, i.created_at, i.id
+           LIMIT $2""",
         grades,
+        limit,
     )
     return rows
 

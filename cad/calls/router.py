@@ -3,15 +3,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
+from fastapi.responses import Response
 
 from cad.calls import service
 from cad.calls.schemas import CallIn, CallRecordedOut, GradePreviewIn, GradePreviewOut
-from cad.deps import Handler, StateDep, tx
+from cad.deps import Handler, StateDep, one_statement, tx
 from cad.http import JSON, returns
 from cad.idempotency import service as idempotency
 from cad.observability import CALLS_ACCEPTED
 
 router = APIRouter(prefix="/api/calls", tags=["calls"])
+
+ROUTE = "POST /api/calls"
 
 
 @router.post("", status_code=201, response_class=JSON, responses=returns(CallRecordedOut, 201))
@@ -25,6 +28,19 @@ async def record_call(
     """Record a 999 call: a new incident, or a link to an existing one (``link_to``)."""
     if state.limiter is not None:
         await state.limiter.check(principal.user_id, "calls")
+    if service.makes_new_incident(body):
+        claim = idempotency.claim_for(
+            principal.user_id, idempotency_key, ROUTE, body.model_dump(mode="json")
+        )
+        async with one_statement(state) as conn:
+            new = await service.record_new_incident(
+                conn, state, body, principal.user_id, principal.actor, claim
+            )
+            if new is None:
+                assert claim is not None
+                return idempotency.replay_response(await idempotency.stored_answer(conn, claim))
+        CALLS_ACCEPTED.labels(new.grade).inc()
+        return Response(new.content, status_code=201, media_type="application/json")
     recorded: dict[str, Any] = {}
 
     async def command() -> tuple[int, Any]:
@@ -34,7 +50,7 @@ async def record_call(
 
     async with tx(state) as conn:
         response = await idempotency.once(
-            conn, principal.user_id, idempotency_key, "POST /api/calls",
+            conn, principal.user_id, idempotency_key, ROUTE,
             body.model_dump(mode="json"), command,
         )  # fmt: skip
     if recorded:  # not a replay: counted once, when first accepted

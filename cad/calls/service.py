@@ -16,7 +16,7 @@ import structlog
 
 from cad.calls.schemas import CallIn, GradePreviewIn, Location
 from cad.errors import Conflict, Invalid
-from cad.events.writer import append_event
+from cad.events.writer import EVENTS_LOCK_KEY, append_event
 from cad.grading import (
     GradeDecision,
     IncidentType,
@@ -25,6 +25,8 @@ from cad.grading import (
     related_types,
     target_at,
 )
+from cad.http import JSON
+from cad.idempotency import service as idempotency
 from cad.incidents import repository as incidents_repo
 from cad.incidents.service import get_or_404, incident_out, local_day, ref_suffix
 from cad.markers import service as markers_service
@@ -210,10 +212,26 @@ async def possible_duplicates(
     phone: str,
     now: datetime,
 ) -> list[dict[str, Any]]:
+    dlat, dlng, since = _duplicate_window(lat, now)
+    rows = await incidents_repo.nearby_open_incidents(conn, lat, lng, dlat, dlng, since, phone)
+    return scored_duplicates(state, rows, lat, lng, type_code, now)
+
+
+def _duplicate_window(lat: float, now: datetime) -> tuple[float, float, datetime]:
     dlat = DUPLICATE_RADIUS_M / 111_000
     dlng = DUPLICATE_RADIUS_M / (111_000 * max(math.cos(math.radians(lat)), 0.1))
-    since = now - timedelta(seconds=DUPLICATE_WINDOW_S)
-    rows = await incidents_repo.nearby_open_incidents(conn, lat, lng, dlat, dlng, since, phone)
+    return dlat, dlng, now - timedelta(seconds=DUPLICATE_WINDOW_S)
+
+
+def scored_duplicates(
+    state: AppState,
+    rows: list[asyncpg.Record],
+    lat: float,
+    lng: float,
+    type_code: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The likely duplicates among open incidents near and recent, best first."""
     found = []
     for row in rows:
         distance = nearby_metres(lat, lng, row["lat"], row["lng"])
@@ -260,12 +278,46 @@ def _check_times(body: CallIn, now: datetime) -> tuple[datetime, datetime]:
     return received, answered
 
 
+def makes_new_incident(body: CallIn) -> bool:
+    """Most calls: neither linked to an incident nor closed with an outcome."""
+    return body.link_to is None and body.outcome is None
+
+
+def _call_values(
+    body: CallIn, where: Located, received: datetime, answered: datetime, user_id: int
+) -> dict[str, Any]:
+    return {
+        "caller_name": body.caller.name,
+        "caller_phone": body.caller.phone,
+        "location_source": body.location_source.value,
+        "lat": where.lat,
+        "lng": where.lng,
+        "address": where.address,
+        "area_code": where.area_code,
+        "type_code": body.incident_type,
+        "description": body.description,
+        "risk": body.risk.model_dump(exclude_defaults=True),
+        "received_at": received,
+        "answered_at": answered,
+        "handler_id": user_id,
+        "location_label": where.label,
+        "precision_m": where.precision_m,
+        "ward_code": where.ward_code,
+        "postcode": where.postcode,
+    }
+
+
 async def record_call(
     conn: asyncpg.Connection, state: AppState, body: CallIn, user_id: int, actor: str
 ) -> dict[str, Any]:
-    """A call ends one of three ways: linked to an open incident, closed with an outcome
-    (advice, hoax…), or as a new incident. Everything is read and validated first; the
-    writes come last, so the transaction holds its locks briefly."""
+    """A call in the caller's transaction: linked to an open incident, closed with an
+    outcome (advice, hoax…), or as a new incident (record_new_incident, which the API's
+    intake runs on its own). Everything is read and validated first; the writes come
+    last, so the transaction holds its locks briefly."""
+    if makes_new_incident(body):
+        new = await record_new_incident(conn, state, body, user_id, actor, None)
+        assert new is not None  # without a key there is no claim to find taken
+        return new.answer
     now = datetime.now(UTC)
     received, answered = _check_times(body, now)
     linked = None
@@ -292,45 +344,23 @@ async def record_call(
     duplicates = await possible_duplicates(
         conn, state, where.lat, where.lng, body.incident_type, body.caller.phone, now
     )
-    call_values: dict[str, Any] = {
-        "caller_name": body.caller.name,
-        "caller_phone": body.caller.phone,
-        "location_source": body.location_source.value,
-        "lat": where.lat,
-        "lng": where.lng,
-        "address": where.address,
-        "area_code": where.area_code,
-        "type_code": body.incident_type,
-        "description": body.description,
-        "risk": body.risk.model_dump(exclude_defaults=True),
-        "received_at": received,
-        "answered_at": answered,
-        "handler_id": user_id,
-        "location_label": where.label,
-        "precision_m": where.precision_m,
-        "ward_code": where.ward_code,
-        "postcode": where.postcode,
-    }
+    call_values = _call_values(body, where, received, answered, user_id)
     answer = {"grading": _grading_out(decision), "markers": markers}
     if linked is not None:
         return answer | await _link(
             conn, state, linked, call_values, decision, markers, duplicates, actor
         )
-    if body.outcome is not None:
-        call = await incidents_repo.insert_call(
-            conn, {**call_values, "incident_id": None, "outcome": body.outcome}
-        )
-        await append_event(
-            conn, "call.closed", actor, data={"call_id": call["id"], "outcome": body.outcome}
-        )
-        return answer | {
-            "call": _call_out(call),
-            "incident": None,
-            "possible_duplicates": duplicates,
-        }
-    return answer | await _new_incident(
-        conn, state, where, call_values, decision, markers, duplicates, now, user_id, actor
+    call = await incidents_repo.insert_call(
+        conn, {**call_values, "incident_id": None, "outcome": body.outcome}
     )
+    await append_event(
+        conn, "call.closed", actor, data={"call_id": call["id"], "outcome": body.outcome}
+    )
+    return answer | {
+        "call": _call_out(call),
+        "incident": None,
+        "possible_duplicates": duplicates,
+    }
 
 
 async def _link(
@@ -380,109 +410,168 @@ async def _link(
     }
 
 
-async def _new_incident(
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A new incident's answer: as sent (and kept under the Idempotency-Key), and its
+    grade (for the metrics)."""
+
+    content: bytes
+    grade: str
+    answer: dict[str, Any]
+
+
+async def record_new_incident(
     conn: asyncpg.Connection,
     state: AppState,
-    where: Located,
-    call_values: dict[str, Any],
-    decision: GradeDecision,
-    markers: list[dict[str, Any]],
-    duplicates: list[dict[str, Any]],
-    now: datetime,
+    body: CallIn,
     user_id: int,
     actor: str,
-) -> dict[str, Any]:
+    claim: idempotency.Claim | None,
+) -> Recorded | None:
+    """The call that makes a new incident, in four round trips: the place, the markers,
+    the duplicate search with the new numbers, then ONE statement that writes the
+    incident, its call, its events and the answer kept under the Idempotency-Key, on a
+    connection outside any transaction (the statement commits as a whole). None when the
+    key turns out to be taken: nothing was written, and the caller replays the answer.
+    In a caller's transaction (an EIDO import) the statement commits with it."""
+    assert body.location is not None and makes_new_incident(body)
+    now = datetime.now(UTC)
+    received, answered = _check_times(body, now)
+    where = await locate(conn, state, body.location)
+    itype = known_type(state, body.incident_type)
+    phone = body.caller.phone
+    markers = await markers_service.matching(
+        conn, state, lat=where.lat, lng=where.lng, postcode=where.postcode,
+        phone=phone or None, now=now,
+    )  # fmt: skip
+    decision = decide_grade(state, body.incident_type, body.risk.model_dump(), markers)
     grade = state.scheme[decision.grade]
     closes = grade.closes_on_creation
-    type_code = call_values["type_code"]
-    # One statement for reference, incident and call, then the events, then commit.
     day = local_day(now)
-    row = await incidents_repo.insert_incident_with_call(
-        conn,
-        {
-            "type_code": type_code,
-            "type_name": state.catalogue[type_code].name,
-            "place_text": place_text(where),
-            "grade": decision.grade,
-            "grade_rule": decision.rule_id,
-            "status": "closed" if closes else "pending",
-            "lat": where.lat,
-            "lng": where.lng,
-            "address": where.address,
-            "area_code": where.area_code,
-            "location_label": where.label,
-            "precision_m": where.precision_m,
-            "ward_code": where.ward_code,
-            "address_line": where.line,
-            "postcode": where.postcode,
-            "description": call_values["description"],
-            "risk": call_values["risk"],
-            "received_at": call_values["received_at"],
-            "answered_at": call_values["answered_at"],
-            "created_at": now,
-            "target_at": target_at(grade, now),
-            "created_by": user_id,
-            "closed_at": now if closes else None,
-            "result_code": "REFERRED" if closes else None,
-        },
-        call_values,
-        day,
-        ref_suffix(day),
+    dlat, dlng, since = _duplicate_window(where.lat, now)
+    ids, rows = await incidents_repo.prepare_new_incident(
+        conn, where.lat, where.lng, dlat, dlng, since, phone, day, ref_suffix(day)
     )
-    incident = {k: v for k, v in row.items() if k not in ("call_id", "call_created_at")}
-    shown = incident_out(incident, state)
-    ref = incident["ref"]
-    call = {
-        "id": row["call_id"],
-        "incident_id": row["id"],
-        "outcome": "incident_created",
-        "received_at": row["call_received_at"],
-        "answered_at": row["call_answered_at"],
-        "created_at": row["call_created_at"],
+    duplicates = scored_duplicates(state, rows, where.lat, where.lng, body.incident_type, now)
+    ref = ids["ref"]
+    # The row as PostgreSQL will hold it, in its column order (the answer shows it).
+    incident: dict[str, Any] = {
+        "id": ids["id"],
+        "ref": ref,
+        "type_code": body.incident_type,
+        "grade": decision.grade,
+        "grade_rule": decision.rule_id,
+        "status": "closed" if closes else "pending",
+        "lat": where.lat,
+        "lng": where.lng,
+        "address": where.address,
+        "area_code": where.area_code,
+        "description": body.description,
+        "risk": body.risk.model_dump(exclude_defaults=True),
+        "call_received_at": received,
+        "call_answered_at": answered,
+        "created_at": now,
+        "target_at": target_at(grade, now),
+        "first_assigned_at": None,
+        "first_on_scene_at": None,
+        "closed_at": now if closes else None,
+        "result_code": "REFERRED" if closes else None,
+        "merged_into": None,
+        "updated_at": now,
+        "location_label": where.label,
+        "precision_m": where.precision_m,
+        "ward_code": where.ward_code,
+        "address_line": where.line,
+        "postcode": where.postcode,
     }
-    await append_event(
+    shown = incident_out(incident, state)
+    call = {
+        "id": ids["call_id"],
+        "incident_id": ids["id"],
+        "outcome": "incident_created",
+        "received_at": received,
+        "answered_at": answered,
+        "created_at": now,
+    }
+    answer = {
+        "grading": _grading_out(decision),
+        "markers": markers,
+        "call": _call_out(call),
+        "incident": shown,
+        "possible_duplicates": duplicates,
+    }
+    content = bytes(JSON(answer).body)
+    events = _new_incident_events(incident, shown, call, decision, duplicates, markers, closes)
+    written = await incidents_repo.record_new_incident(
         conn,
-        "incident.created",
+        incident | {"created_by": user_id, "type_name": itype.name, "place_text": place_text(where)},
+        {"id": call["id"], "caller_name": body.caller.name, "caller_phone": phone,
+         "location_source": body.location_source.value},
         actor,
-        incident_id=incident["id"],
-        data={
-            "ref": ref,
-            "call_id": call["id"],
-            "type_code": type_code,
-            "grade": decision.grade,
-            "rule": decision.rule_id,
-            "reason": decision.reason,
-            "status": incident["status"],
-            "lat": where.lat,
-            "lng": where.lng,
-            "area_code": where.area_code,
-            "area": shown["area"],
-            "ward_code": where.ward_code,
-            "ward": shown["ward"],
-            "address_line": where.line,
-            "target_at": incident["target_at"].isoformat() if incident["target_at"] else None,
-            "possible_duplicates": [d["id"] for d in duplicates],
-            "markers": [m["id"] for m in markers],
-        },
-    )
-    await markers_service.record_on_incident(
-        conn, incident["id"], markers, actor, "matched at intake", ref
-    )
-    if closes:
-        await append_event(
-            conn,
-            "incident.closed",
-            actor,
-            incident_id=incident["id"],
-            data={
+        events,
+        EVENTS_LOCK_KEY,
+        None if claim is None else (claim.user_id, claim.key, claim.route, claim.request_hash,
+                                     content.decode()),
+    )  # fmt: skip
+    if not written:
+        return None
+    log.info("call.recorded", call_id=call["id"], incident_id=incident["id"], grade=decision.grade)
+    return Recorded(content, decision.grade, answer)
+
+
+def _new_incident_events(
+    incident: dict[str, Any],
+    shown: dict[str, Any],
+    call: dict[str, Any],
+    decision: GradeDecision,
+    duplicates: list[dict[str, Any]],
+    markers: list[dict[str, Any]],
+    closes: bool,
+) -> list[tuple[str, dict[str, Any]]]:
+    """incident.created, then the markers shown (as they were), then, for a grade that
+    closes on creation, incident.closed: in this order, in seq order."""
+    ref = incident["ref"]
+    events: list[tuple[str, dict[str, Any]]] = [
+        (
+            "incident.created",
+            {
                 "ref": ref,
-                "result_code": "REFERRED",
-                "auto": True,
-                "reason": f"grade {decision.grade} closes on creation",
+                "call_id": call["id"],
+                "type_code": incident["type_code"],
+                "grade": decision.grade,
+                "rule": decision.rule_id,
+                "reason": decision.reason,
+                "status": incident["status"],
+                "lat": incident["lat"],
+                "lng": incident["lng"],
+                "area_code": incident["area_code"],
+                "area": shown["area"],
+                "ward_code": incident["ward_code"],
+                "ward": shown["ward"],
+                "address_line": incident["address_line"],
+                "target_at": shown["target_at"],
+                "possible_duplicates": [d["id"] for d in duplicates],
+                "markers": [m["id"] for m in markers],
             },
         )
-    log.info("call.recorded", call_id=call["id"], incident_id=incident["id"], grade=decision.grade)
-    return {"call": _call_out(call), "incident": shown, "possible_duplicates": duplicates}
+    ]
+    if markers:
+        events.append(
+            ("incident.markers", markers_service.recorded(ref, "matched at intake", markers))
+        )
+    if closes:
+        events.append(
+            (
+                "incident.closed",
+                {
+                    "ref": ref,
+                    "result_code": "REFERRED",
+                    "auto": True,
+                    "reason": f"grade {decision.grade} closes on creation",
+                },
+            )
+        )
+    return events
 
 
 def _call_out(call: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:

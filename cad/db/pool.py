@@ -25,6 +25,17 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
+class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pool connection released without the reset query (RESET ALL, UNLISTEN *,
+    pg_advisory_unlock_all(), CLOSE ALL): one round trip on every request that finds
+    nothing to reset, since pooled connections never LISTEN, never SET a session
+    variable and take transaction-scoped locks only. asyncpg still rolls back an open
+    transaction on release."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def create_pool(
     dsn: str, min_size: int, max_size: int, command_timeout_s: float
 ) -> asyncpg.Pool:
@@ -34,6 +45,7 @@ async def create_pool(
         max_size=max_size,
         command_timeout=command_timeout_s,
         init=_init_connection,
+        connection_class=PooledConnection,
         # Acknowledged means durable: never let a session turn this off.
         server_settings={"synchronous_commit": "on", "application_name": "cad"},
     )
@@ -62,19 +74,27 @@ DB_DOWN_OR_SLOW: tuple[type[BaseException], ...] = (*DB_DOWN_ERRORS, TimeoutErro
 
 
 @asynccontextmanager
-async def transaction(
+async def connection(
     pool: asyncpg.Pool, acquire_timeout_s: float = 10.0
 ) -> AsyncIterator[asyncpg.Connection]:
+    """A pool connection outside any transaction: for a command that is one statement,
+    which PostgreSQL commits (or not) as a whole, as it would a transaction."""
     try:
         conn_cm = pool.acquire(timeout=acquire_timeout_s)
         conn = await conn_cm.__aenter__()
     except DB_DOWN_OR_SLOW as exc:
         raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
     try:
-        try:
-            async with conn.transaction():
-                yield conn
-        except DB_DOWN_ERRORS as exc:
-            raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
+        yield conn
+    except DB_DOWN_ERRORS as exc:
+        raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
     finally:
         await conn_cm.__aexit__(None, None, None)
+
+
+@asynccontextmanager
+async def transaction(
+    pool: asyncpg.Pool, acquire_timeout_s: float = 10.0
+) -> AsyncIterator[asyncpg.Connection]:
+    async with connection(pool, acquire_timeout_s) as conn, conn.transaction():
+        yield conn

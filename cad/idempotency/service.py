@@ -32,14 +32,37 @@ def check_key(key: str) -> str:
     return key
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a command under an Idempotency-Key writes beside its own rows, in the same
+    statement, so the answer is kept exactly when the command commits."""
+
+    user_id: int
+    key: str
+    route: str
+    request_hash: str
+
+
+def claim_for(user_id: int, key: str | None, route: str, body: Any) -> Claim | None:
+    if key is None:
+        return None
+    return Claim(user_id, check_key(key), route, request_hash(body))
+
+
 async def begin(
     conn: asyncpg.Connection, user_id: int, key: str, route: str, body_hash: str
 ) -> Replay | None:
     if await repo.claim(conn, user_id, key, route, body_hash):
         return None
-    row = await repo.stored(conn, user_id, key)
+    return await stored_answer(conn, Claim(user_id, key, route, body_hash))
+
+
+async def stored_answer(conn: asyncpg.Connection, claim: Claim) -> Replay:
+    """The first answer under a key already taken, or a 422 when the key was used for a
+    different request."""
+    row = await repo.stored(conn, claim.user_id, claim.key)
     assert row is not None
-    if row["route"] != route or row["request_hash"] != body_hash:
+    if row["route"] != claim.route or row["request_hash"] != claim.request_hash:
         raise Invalid(
             "Idempotency-Key",
             "this key was already used for a different request; use a new key",
@@ -49,6 +72,15 @@ async def begin(
         return Replay(row["status_code"], stored.encode())
     # A row saved before answers were kept verbatim: the same content, keys re-ordered.
     return Replay(row["status_code"], orjson.dumps(stored, option=orjson.OPT_NON_STR_KEYS))
+
+
+def replay_response(replay: Replay) -> Response:
+    return Response(
+        replay.content,
+        status_code=replay.status_code,
+        media_type="application/json",
+        headers={"Idempotent-Replay": "true"},
+    )
 
 
 async def finish(
@@ -74,12 +106,7 @@ async def once(
         check_key(key)
         replay = await begin(conn, user_id, key, route, request_hash(body))
         if replay is not None:
-            return Response(
-                replay.content,
-                status_code=replay.status_code,
-                media_type="application/json",
-                headers={"Idempotent-Replay": "true"},
-            )
+            return replay_response(replay)
     status_code, result = await command()
     response = JSON(result, status_code=status_code)
     if key is not None:

@@ -14,43 +14,101 @@ GET_INCIDENT = """SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.stat
 GET_INCIDENT_FOR_UPDATE = GET_INCIDENT + " FOR UPDATE"
 
 
-async def insert_incident_with_call(
-    conn: asyncpg.Connection, v: dict[str, Any], call: dict[str, Any], day: date, suffix: str
-) -> asyncpg.Record:
-    """The new incident, its reference and its first call in one round trip (intake's
-    hot path). The row carries the incident's columns plus call_id / call_created_at."""
-    row: asyncpg.Record = await conn.fetchrow(
-        """WITH r AS (SELECT 'CAD ' || incident_ref_next($18::date) || '/' || $19 AS ref),
-           i AS (
-               INSERT INTO incidents (ref, type_code, grade, grade_rule, status, lat, lng,
-                   address, area_code, description, risk, call_received_at, call_answered_at,
-                   created_at, target_at, created_by, closed_at, result_code, location_label,
-                   precision_m, ward_code, address_line, postcode, search_tsv)
-               SELECT r.ref, $1, $2, $3, $4, $5::float8, $6::float8, $7::text, $8, $9::text,
-                      $10::jsonb, $11::timestamptz, $12::timestamptz, $13::timestamptz,
-                      $14::timestamptz, $15::bigint, $16::timestamptz, $17, $23::text,
-                      $24::integer, $25, $26::text, $27,
-                      cad_search_doc(r.ref, $28::text, $29::text, $9::text, $20::text)
-               FROM r
-               RETURNING *),
-           c AS (
-               INSERT INTO calls (incident_id, outcome, caller_name, caller_phone,
-                   location_source, lat, lng, address, area_code, type_code, description, risk,
-                   received_at, answered_at, handler_id, location_label, precision_m, ward_code,
-                   postcode)
-               SELECT i.id, 'incident_created', $20, $21, $22, i.lat, i.lng, i.address,
-                      i.area_code, i.type_code, i.description, i.risk, i.call_received_at,
-                      i.call_answered_at, i.created_by, i.location_label, i.precision_m,
-                      i.ward_code, i.postcode
-               FROM i
-               RETURNING id, created_at)
-           SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.status, i.lat, i.lng,
-                  i.address, i.area_code, i.description, i.risk, i.call_received_at,
-                  i.call_answered_at, i.created_at, i.target_at, i.first_assigned_at,
-                  i.first_on_scene_at, i.closed_at, i.result_code, i.merged_into, i.updated_at,
-                  i.location_label, i.precision_m, i.ward_code, i.address_line, i.postcode,
-                  c.id AS call_id, c.created_at AS call_created_at
-           FROM i, c""",
+async def prepare_new_incident(
+    conn: asyncpg.Connection,
+    lat: float,
+    lng: float,
+    dlat: float,
+    dlng: float,
+    since: datetime,
+    phone: str,
+    day: date,
+    suffix: str,
+) -> tuple[dict[str, Any], list[asyncpg.Record]]:
+    """A new incident's id, call id and reference, drawn with the duplicate search in one
+    round trip: the answer (and the Idempotency-Key's copy of it) can then be made before
+    the one statement that writes it all. Numbers drawn for a call that is then refused
+    or replayed are gaps, as a rolled-back call's always were."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        PREPARE_NEW_INCIDENT,
+        lat,
+        lng,
+        dlat,
+        dlng,
+        since,
+        phone,
+        day,
+        suffix,
+    )
+    first = rows[0]
+    ids = {"id": first["new_id"], "call_id": first["new_call_id"], "ref": first["new_ref"]}
+    return ids, [r for r in rows if r["id"] is not None]
+
+
+# The incident, its first call, its events and the Idempotency-Key's answer in ONE
+# statement: outside an explicit transaction, one round trip and one commit, atomic as a
+# transaction is (inside one, it commits with the rest). The events take the writers' shared marker before drawing a seq (see
+# cad/events/writer.py), held to the statement's commit. With a key already taken the
+# claim inserts nothing and neither does anything else: the caller replays the answer.
+RECORD_NEW_INCIDENT = """
+WITH claim AS (
+    INSERT INTO idempotency_keys (user_id, key, route, request_hash, status_code, response)
+    SELECT $34::bigint, $35::text, $36::text, $37::text, 201, $38::jsonb
+    WHERE $35::text IS NOT NULL
+    ON CONFLICT DO NOTHING RETURNING 1),
+go AS (SELECT 1 AS ok WHERE $35::text IS NULL OR EXISTS (SELECT 1 FROM claim)),
+marker AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($39::bigint) FROM go),
+i AS (
+    INSERT INTO incidents (id, ref, type_code, grade, grade_rule, status, lat, lng, address,
+        area_code, description, risk, call_received_at, call_answered_at, created_at,
+        target_at, created_by, closed_at, result_code, location_label, precision_m,
+        ward_code, address_line, postcode, updated_at, search_tsv)
+    SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text, $7::float8,
+           $8::float8, $9::text, $10::text, $11::text, $12::jsonb, $13::timestamptz,
+           $14::timestamptz, $15::timestamptz, $16::timestamptz, $17::bigint,
+           $18::timestamptz, $19::text, $20::text, $21::integer, $22::text, $23::text,
+           $24::text, $15::timestamptz,
+           cad_search_doc($2::text, $25::text, $26::text, $11::text, $28::text)
+    FROM go
+    RETURNING id),
+c AS (
+    INSERT INTO calls (id, incident_id, outcome, caller_name, caller_phone, location_source,
+        lat, lng, address, area_code, type_code, description, risk, received_at,
+        answered_at, handler_id, location_label, precision_m, ward_code, postcode,
+        created_at)
+    SELECT $27::bigint, i.id, 'incident_created', $28::text, $29::text, $30::text,
+           $7::float8, $8::float8, $9::text, $10::text, $3::text, $11::text, $12::jsonb,
+           $13::timestamptz, $14::timestamptz, $17::bigint, $20::text, $21::integer,
+           $22::text, $24::text, $15::timestamptz
+    FROM i
+    RETURNING id),
+e AS (
+    INSERT INTO events (seq, type, incident_id, unit_id, actor, data)
+    SELECT nextval('events_seq_seq'), x.type, x.incident_id, NULL, $31::text, x.data
+    FROM marker, (SELECT i.id AS incident_id, t.type, t.data
+                  FROM i, unnest($32::text[], $33::jsonb[]) WITH ORDINALITY AS t(type, data, n)
+                  ORDER BY t.n) x
+    RETURNING seq)
+SELECT (SELECT count(*) FROM i) AS incidents, (SELECT count(*) FROM c) AS calls,
+       (SELECT count(*) FROM e) AS events"""
+
+
+async def record_new_incident(
+    conn: asyncpg.Connection,
+    v: dict[str, Any],
+    call: dict[str, Any],
+    actor: str,
+    events: Sequence[tuple[str, dict[str, Any]]],
+    events_lock_key: int,
+    claim: tuple[int, str, str, str, str] | None,
+) -> bool:
+    """Write a new incident with everything that goes with it; False (and nothing written)
+    when ``claim`` (user id, key, route, request hash, answer) finds its key taken."""
+    user_id, key, route, body_hash, answer = claim or (None, None, None, None, None)
+    row = await conn.fetchrow(
+        RECORD_NEW_INCIDENT,
+        v["id"],
+        v["ref"],
         v["type_code"],
         v["grade"],
         v["grade_rule"],
@@ -61,27 +119,39 @@ async def insert_incident_with_call(
         v["area_code"],
         v["description"],
         v["risk"],
-        v["received_at"],
-        v["answered_at"],
+        v["call_received_at"],
+        v["call_answered_at"],
         v["created_at"],
         v["target_at"],
         v["created_by"],
-        v.get("closed_at"),
-        v.get("result_code"),
-        day,
-        suffix,
+        v["closed_at"],
+        v["result_code"],
+        v["location_label"],
+        v["precision_m"],
+        v["ward_code"],
+        v["address_line"],
+        v["postcode"],
+        v["type_name"],
+        v["place_text"],
+        call["id"],
         call["caller_name"],
         call["caller_phone"],
         call["location_source"],
-        v.get("location_label"),
-        v.get("precision_m"),
-        v.get("ward_code"),
-        v.get("address_line"),
-        v.get("postcode"),
-        v["type_name"],
-        v["place_text"],
+        actor,
+        [t for t, _ in events],
+        [d for _, d in events],
+        user_id,
+        key,
+        route,
+        body_hash,
+        answer,
+        events_lock_key,
     )
-    return row
+    assert row is not None
+    if row["incidents"] == 0:
+        return False
+    assert row["calls"] == 1 and row["events"] == len(events)
+    return True
 
 
 async def insert_call(conn: asyncpg.Connection, v: dict[str, Any]) -> asyncpg.Record:
@@ -228,6 +298,13 @@ NEARBY_OPEN_INCIDENTS = """SELECT i.id, i.ref, i.type_code, i.grade, i.status, i
                                             point($2::float8 + $4::float8, $1::float8 + $3::float8))
              AND i.created_at >= $5
            ORDER BY i.created_at DESC LIMIT 50"""
+
+# Made once from constants: no value ever reaches the text.
+PREPARE_NEW_INCIDENT = f"""WITH ids AS MATERIALIZED (
+        SELECT nextval('incidents_id_seq') AS new_id, nextval('calls_id_seq') AS new_call_id,
+               'CAD ' || incident_ref_next($7::date) || '/' || $8::text AS new_ref)
+    SELECT ids.new_id, ids.new_call_id, ids.new_ref, d.*
+    FROM ids LEFT JOIN LATERAL ({NEARBY_OPEN_INCIDENTS}) d ON true"""  # noqa: S608
 
 
 async def set_grade(

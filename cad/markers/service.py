@@ -238,8 +238,13 @@ async def record_on_incident(
             "incident.markers",
             actor,
             incident_id=incident_id,
-            data={"ref": ref, "reason": reason, "markers": markers},
+            data=recorded(ref, reason, markers),
         )
+
+
+def recorded(ref: str, reason: str, markers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The incident.markers event's data."""
+    return {"ref": ref, "reason": reason, "markers": markers}
 
 
 def latest_recorded(snapshots: list[dict[str, Any]]) -> list[dict[str, Any]]:
