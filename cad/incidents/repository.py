@@ -83,8 +83,11 @@ c AS (
     FROM i
     RETURNING id),
 e AS (
-    INSERT INTO events (seq, type, incident_id, unit_id, actor, data)
-    SELECT nextval('events_seq_seq'), x.type, x.incident_id, NULL, $31::text, x.data
+    INSERT INTO events (seq, type, incident_id, unit_id, actor, data, areas, grade)
+    SELECT nextval('events_seq_seq'), x.type, x.incident_id, NULL, $31::text, x.data,
+           -- What append_event records for a filter (its subselects would not see the
+           -- incident this statement inserts): the incident's area and grade.
+           CASE WHEN $10::text IS NULL THEN '{}'::text[] ELSE ARRAY[$10::text] END, $4::text
     FROM marker, (SELECT i.id AS incident_id, t.type, t.data
                   FROM i, unnest($32::text[], $33::jsonb[]) WITH ORDINALITY AS t(type, data, n)
                   ORDER BY t.n) x
