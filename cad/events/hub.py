@@ -45,10 +45,14 @@ def encode_event(event: Event) -> bytes:
     return orjson.dumps(event.to_dict())
 
 
+BATCH_HEAD = b'{"type":"batch","events":['
+BATCH_TAIL = b"]}"
+
+
 def batch_frame(encoded: list[bytes]) -> bytes:
     """``{"type":"batch","events":[...]}`` from events already encoded: joining bytes,
     so an event in a batch costs no second encode."""
-    return b'{"type":"batch","events":[' + b",".join(encoded) + b"]}"
+    return BATCH_HEAD + b",".join(encoded) + BATCH_TAIL
 
 
 @dataclass(frozen=True, slots=True, eq=False)
