@@ -36,6 +36,7 @@ from cad.eido.router import router as eido_router
 from cad.emergency.router import router as emergency_router
 from cad.errors import CADError, Invalid
 from cad.events.hub import Hub
+from cad.events.router import POSITIONS_EVERY_S, MovedUnits
 from cad.events.router import router as events_router
 from cad.fleet import FleetSync
 from cad.grading import grade_order, load_catalogue, load_rules, load_scheme
@@ -111,6 +112,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             state.hub.add_listener(state.auth.guard.on_event)
             stack.push_async_callback(state.fleet.stop)
             await state.fleet.start()
+            # After the fleet picture is loaded: the first push is what moved since.
+            state.hub.push_positions(MovedUnits(state), POSITIONS_EVERY_S)
             stack.push_async_callback(state.hub.stop)
             await state.hub.start()
             # After the hub stands at a horizon: what ended before it is in PostgreSQL,

@@ -31,6 +31,8 @@ from cad.events.hub import (
     Delivery,
     GroupKey,
     Hub,
+    Item,
+    Positions,
     Subscriber,
     batch_frame,
     encode_event,
@@ -258,7 +260,9 @@ class ConsoleStream:
         self.ended_reason: str | None = None
         # Subscribe before reading the backlog, so nothing committed in between is missed;
         # the seq check in deliver() drops what both deliver.
-        self.sub = hub.subscribe(self.key.filter, batch=batch, accounts=self.key.accounts)
+        self.sub = hub.subscribe(
+            self.key.filter, batch=batch, accounts=self.key.accounts, positions=self.staff
+        )
         # Where the console stands: every event up to it that it should get has been sent.
         self.last_sent = -1
 
@@ -321,17 +325,9 @@ class ConsoleStream:
     async def follow(self) -> None:
         """Live deliveries until the client goes, the server stops, or the hub drops a
         consumer too slow to keep up (4408 with the last seq it got, to resume from)."""
-        positions = PositionFeed(self.state) if self.staff else None
         queue = self.sub.queue
         while True:
-            if positions is None:
-                item = await queue.get()
-            else:
-                try:
-                    item = await asyncio.wait_for(queue.get(), positions.wait_s())
-                except TimeoutError:
-                    await self._send_positions(positions)
-                    continue
+            item = await queue.get()
             items = [item]
             while not queue.empty():
                 items.append(queue.get_nowait())
@@ -339,6 +335,9 @@ class ConsoleStream:
             for delivery in coalesced(items):
                 if delivery is None or self.ended_reason is not None:
                     break
+                if isinstance(delivery, Positions):
+                    await self.websocket.send_bytes(delivery.payload)
+                    continue
                 await self.deliver(delivery)
                 fanned += len(delivery.events)
             if self.ended_reason is not None:
@@ -352,27 +351,22 @@ class ConsoleStream:
                 await self._drop(self.sub.dropped_reason)
                 return
 
-    async def _send_positions(self, positions: PositionFeed) -> None:
-        moved = positions.changes()
-        if moved:
-            await self.websocket.send_bytes(orjson.dumps({"type": "positions", "units": moved}))
-
     async def _drop(self, reason: str) -> None:
         WS_CLIENTS_DROPPED.inc()
         log.warning("ws.dropped", reason=reason, last_seq=self.last_sent)
         await self.websocket.close(code=4408, reason=f"{reason}; last_seq={self.last_sent}"[:120])
 
 
-def coalesced(items: list[Delivery | None]) -> list[Delivery | None]:
+def coalesced(items: list[Item]) -> list[Item]:
     """Batch frames that queued up while this console's socket was busy, sent as one: a
     console that falls behind catches up in fewer, larger frames instead of falling
     further behind one send at a time. Joined as bytes, never re-encoded."""
-    out: list[Delivery | None] = []
+    out: list[Item] = []
     for item in items:
         last = out[-1] if out else None
         if (
-            item is not None
-            and last is not None
+            isinstance(item, Delivery)
+            and isinstance(last, Delivery)
             and item.batch
             and last.batch
             and item.events
@@ -385,24 +379,20 @@ def coalesced(items: list[Delivery | None]) -> list[Delivery | None]:
     return out
 
 
-class PositionFeed:
-    """Unit positions for a staff console, pushed from this worker's fleet picture every
-    POSITIONS_EVERY_S (positions are too many for the event log): only units that moved
-    since the last push, so a board never refetches the fleet to see it move."""
+class MovedUnits:
+    """Unit positions for the staff consoles, from this worker's fleet picture (positions
+    are too many for the event log): each call gives the units that moved since the last,
+    so a board never refetches the fleet to see it move. The hub calls it once per push
+    for every console of the worker (Hub.push_positions)."""
 
     def __init__(self, state: AppState) -> None:
-        self.directory = state.directory
+        self.state = state
         self.sent: dict[int, tuple[float, float]] = {}
-        self.due = asyncio.get_running_loop().time() + POSITIONS_EVERY_S
-        self.changes()  # the console's snapshot already has the current positions
+        self()  # consoles load their snapshot after they connect: it has these already
 
-    def wait_s(self) -> float:
-        return max(0.0, self.due - asyncio.get_running_loop().time())
-
-    def changes(self) -> list[dict[str, Any]]:
-        self.due = asyncio.get_running_loop().time() + POSITIONS_EVERY_S
+    def __call__(self) -> list[dict[str, Any]]:
         moved = []
-        for unit in self.directory.units.values():
+        for unit in self.state.directory.units.values():
             if unit.lat is None or unit.lng is None:
                 continue
             where = (unit.lat, unit.lng)
