@@ -19,7 +19,22 @@ _BOX_SLACK_REL = 1e-9
 _BOX_SLACK_ABS = 1e-6
 
 
-class UnitIndex:
+class _Positions:
+    """What both indexes answer from their unit → projected position map."""
+
+    _pos: dict[int, tuple[float, float]]
+
+    def __len__(self) -> int:
+        return len(self._pos)
+
+    def __contains__(self, unit_id: object) -> bool:
+        return unit_id in self._pos
+
+    def position(self, unit_id: int) -> tuple[float, float] | None:
+        return self._pos.get(unit_id)
+
+
+class UnitIndex(_Positions):
     """Unit positions in projected metres, keyed by unit id.
 
     A Shapely STRtree over a snapshot of positions answers most of a query; STRtrees are
@@ -106,15 +121,6 @@ class UnitIndex:
         self._start_r = min(self.initial_radius_m, max(100.0, math.sqrt(16 * area / (math.pi * n))))
 
     # -- reads ------------------------------------------------------------------------
-
-    def __len__(self) -> int:
-        return len(self._pos)
-
-    def __contains__(self, unit_id: object) -> bool:
-        return unit_id in self._pos
-
-    def position(self, unit_id: int) -> tuple[float, float] | None:
-        return self._pos.get(unit_id)
 
     def iter_nearest(
         self,
@@ -331,7 +337,7 @@ def _ring_keys(r: int) -> list[int]:
 _BLOCK = _ring(0) + _ring(1)
 
 
-class GridIndex:
+class GridIndex(_Positions):
     """Unit positions in projected metres on a uniform grid of square cells.
 
     Updates are O(1) and seen by the very next query; there is no snapshot to rebuild.
@@ -460,15 +466,6 @@ class GridIndex:
             del self._cells[key]
 
     # -- reads ------------------------------------------------------------------------
-
-    def __len__(self) -> int:
-        return len(self._pos)
-
-    def __contains__(self, unit_id: object) -> bool:
-        return unit_id in self._pos
-
-    def position(self, unit_id: int) -> tuple[float, float] | None:
-        return self._pos.get(unit_id)
 
     def items(self) -> Iterator[tuple[int, float, float]]:
         """Every (unit_id, x, y), in no particular order."""
