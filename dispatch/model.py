@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from dispatch.status import UnitStatus
 
@@ -96,47 +95,6 @@ class Candidate:
             "position_age_s": self.position_age_s,
             "divert_from": self.divert_from,
         }
-
-
-def _fast_candidate_init() -> Any:
-    # A frozen dataclass's __init__ sets each field through object.__setattr__, which
-    # costs ~1.4 us per Candidate and a recommendation makes several. The same init
-    # storing through the slots' own descriptors costs ~0.8 us; the signature,
-    # defaults and resulting object are the dataclass's own.
-    set_ = tuple(getattr(Candidate, f.name).__set__ for f in fields(Candidate))
-    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10 = set_
-
-    def __init__(
-        self: Candidate,
-        unit_id: int,
-        callsign: str,
-        unit_type: str,
-        capabilities: tuple[str, ...],
-        status: str,
-        eta_s: int,
-        distance_m: int,
-        fills: str | None,
-        label: str,
-        position_age_s: int | None = None,
-        divert_from: int | None = None,
-    ) -> None:
-        s0(self, unit_id)
-        s1(self, callsign)
-        s2(self, unit_type)
-        s3(self, capabilities)
-        s4(self, status)
-        s5(self, eta_s)
-        s6(self, distance_m)
-        s7(self, fills)
-        s8(self, label)
-        s9(self, position_age_s)
-        s10(self, divert_from)
-
-    __init__.__qualname__ = "Candidate.__init__"
-    return __init__
-
-
-setattr(Candidate, "__init__", _fast_candidate_init())  # noqa: B010
 
 
 @dataclass(slots=True)
