@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -102,6 +103,12 @@ class Server:
         return out
 
     def stop(self) -> None:
+        # Its workers too: a supervisor killed after the grace period leaves them running
+        # (orphaned, still polling the database) under every later phase and test run.
+        try:
+            kids = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            kids = []
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -109,6 +116,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        _, alive = psutil.wait_procs(kids, timeout=5)
+        for kid in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                kid.kill()
 
 
 def cad(env: dict[str, str], *args: str) -> None:
