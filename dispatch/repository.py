@@ -8,7 +8,11 @@ from typing import Any
 import asyncpg
 
 
-async def list_units(conn: asyncpg.Connection, status: str | None = None) -> list[asyncpg.Record]:
+async def list_units(
+    conn: asyncpg.Connection, status: str | None = None, areas: list[str] | None = None
+) -> list[asyncpg.Record]:
+    """Units by callsign; with ``areas`` (a desk's boroughs), those based there, those on
+    a job there, and those based nowhere: as the event stream's areas filter has them."""
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT u.id, u.callsign, u.unit_type, u.capabilities, u.home_station, u.area_code,
     u.status, u.lat, u.lng, u.position_at, u.status_at, a.incident_id, a.id AS assignment_id, i.grade AS incident_grade,
@@ -18,8 +22,11 @@ async def list_units(conn: asyncpg.Connection, status: str | None = None) -> lis
                    ON a.unit_id = u.id AND a.status IN ('dispatched','en_route','on_scene')
             LEFT JOIN incidents i ON i.id = a.incident_id
             WHERE ($1::text IS NULL OR u.status = $1)
+              AND ($2::text[] IS NULL OR u.area_code IS NULL OR u.area_code = ANY($2)
+                   OR i.area_code = ANY($2))
             ORDER BY u.callsign""",
         status,
+        areas,
     )
     return rows
 

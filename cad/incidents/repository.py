@@ -361,9 +361,12 @@ async def move_calls(conn: asyncpg.Connection, from_id: int, into_id: int) -> in
     return int(result.split()[-1])
 
 
-async def open_page(conn: asyncpg.Connection, after_id: int, limit: int) -> list[asyncpg.Record]:
+async def open_page(
+    conn: asyncpg.Connection, after_id: int, limit: int, areas: list[str] | None = None
+) -> list[asyncpg.Record]:
     """One page of the open board by id: an index range scan, so a board of 10,000 open
-    incidents loads in bounded pages; units and call counts come in two grouped reads."""
+    incidents loads in bounded pages; units and call counts come in two grouped reads.
+    With ``areas`` (a desk's boroughs), the incidents in them and those in no borough."""
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.status, i.lat, i.lng,
                    i.address, i.area_code, i.description, i.risk, i.call_received_at,
@@ -373,6 +376,7 @@ async def open_page(conn: asyncpg.Connection, after_id: int, limit: int) -> list
                    coalesce(c.n, 0) AS call_count,
                    coalesce(a.units, '{}') AS units
             FROM (SELECT id FROM incidents WHERE status <> 'closed' AND id > $1
+                    AND ($3::text[] IS NULL OR area_code IS NULL OR area_code = ANY($3))
                   ORDER BY id LIMIT $2) page
             JOIN incidents i ON i.id = page.id
             LEFT JOIN LATERAL (SELECT count(*) AS n FROM calls WHERE incident_id = i.id) c
@@ -385,17 +389,22 @@ async def open_page(conn: asyncpg.Connection, after_id: int, limit: int) -> list
             ORDER BY i.id""",
         after_id,
         limit,
+        areas,
     )
     return rows
 
 
-async def open_counts(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def open_counts(
+    conn: asyncpg.Connection, areas: list[str] | None = None
+) -> list[asyncpg.Record]:
     """Open incidents counted by grade and status, and how many are past their target."""
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT grade, status, count(*) AS n,
                   count(*) FILTER (WHERE target_at < now() AND first_on_scene_at IS NULL)
                       AS breached
            FROM incidents WHERE status <> 'closed'
-           GROUP BY grade, status"""
+             AND ($1::text[] IS NULL OR area_code IS NULL OR area_code = ANY($1))
+           GROUP BY grade, status""",
+        areas,
     )
     return rows

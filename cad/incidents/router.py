@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 
+from cad.areas.service import desk_areas
 from cad.audit import service as audit
 from cad.auth.security import Role
 from cad.deps import AnyUser, Dispatcher, IdPath, Staff, StateDep, Supervisor, client_of, tx
@@ -65,17 +66,25 @@ async def list_incidents(
     return [service.incident_out(r, state) for r in rows]
 
 
+AREAS_DOC = (
+    "A desk's boroughs, comma-separated area codes: incidents in them and those in no "
+    "borough, as /ws/events?areas= streams them. Absent: all London."
+)
+
+
 @router.get("/open", response_class=JSON, responses=returns(OpenBoardPageOut))
 async def open_board(
     state: StateDep,
     _: Staff,
     after_id: Annotated[int, Query(ge=0, lt=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 2000,
+    areas: Annotated[str | None, Query(max_length=2000, description=AREAS_DOC)] = None,
 ) -> Any:
     """Every open incident, in pages by id: a board's snapshot (then it applies events).
-    The first page carries the true counts."""
+    The first page carries the true counts (of what the page's filter shows)."""
+    desk = desk_areas(state.areas, areas)
     async with tx(state) as conn:
-        return await service.open_board_page(conn, state, after_id, limit)
+        return await service.open_board_page(conn, state, after_id, limit, desk)
 
 
 @router.get("/summary", response_class=JSON, responses=returns(OpenSummaryOut))

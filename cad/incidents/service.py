@@ -234,9 +234,13 @@ async def merge(
 
 
 async def open_board_page(
-    conn: asyncpg.Connection, state: AppState, after_id: int, limit: int
+    conn: asyncpg.Connection,
+    state: AppState,
+    after_id: int,
+    limit: int,
+    areas: list[str] | None = None,
 ) -> dict[str, Any]:
-    rows = await repo.open_page(conn, after_id, limit)
+    rows = await repo.open_page(conn, after_id, limit, areas)
     incidents = [incident_out(r, state) for r in rows]
     out: dict[str, Any] = {
         "incidents": incidents,
@@ -244,15 +248,15 @@ async def open_board_page(
     }
     if after_id == 0:
         # Counts with the first page, so a board knows the true size before it has it all.
-        out["counts"] = await open_summary(conn)
+        out["counts"] = await open_summary(conn, areas)
     return out
 
 
-async def open_summary(conn: asyncpg.Connection) -> dict[str, Any]:
+async def open_summary(conn: asyncpg.Connection, areas: list[str] | None = None) -> dict[str, Any]:
     by_grade: dict[str, int] = {}
     by_status: dict[str, int] = {"pending": 0, "dispatched": 0, "on_scene": 0}
     total = breached = 0
-    for r in await repo.open_counts(conn):
+    for r in await repo.open_counts(conn, areas):
         by_grade[r["grade"]] = by_grade.get(r["grade"], 0) + r["n"]
         by_status[r["status"]] = by_status.get(r["status"], 0) + r["n"]
         total += r["n"]

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
 
+from cad.areas.service import desk_areas
 from cad.auth.security import Principal, Role
 from cad.deps import AnyUser, IdPath, Staff, StateDep, UnitOrDispatcher, require, tx
 from cad.emergency import service as emergency_service
@@ -40,9 +41,18 @@ async def list_units(
         str | None,
         Query(pattern=r"^(off_duty|available|dispatched|en_route|on_scene|unavailable)$"),
     ] = None,
+    areas: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            description="A desk's boroughs, comma-separated area codes: units based there, "
+            "on a job there, or based nowhere. Absent: all.",
+        ),
+    ] = None,
 ) -> Any:
+    desk = desk_areas(state.areas, areas)
     async with tx(state) as conn:
-        rows = await dispatch_repo.list_units(conn, status)
+        rows = await dispatch_repo.list_units(conn, status, desk)
     return [service.unit_out(r, state) for r in rows]
 
 

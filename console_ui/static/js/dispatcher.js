@@ -254,12 +254,17 @@ let replaying = false;
 let loading = false;
 let snapshotAgain = false;
 
+// The server sends a desk only its boroughs (as the stream does); the board still checks.
+function deskParam() {
+  return desk.areas === null ? "" : `&areas=${encodeURIComponent(desk.areas.join(","))}`;
+}
+
 async function loadOpenIncidents() {
   const all = [];
   let after = 0;
   let counts = null;
   for (;;) {
-    const page = await get(`/api/incidents/open?after_id=${after}&limit=${PAGE}`);
+    const page = await get(`/api/incidents/open?after_id=${after}&limit=${PAGE}${deskParam()}`);
     if (page.counts) counts = page.counts;
     all.push(...page.incidents);
     if (page.next_after_id == null) break;
@@ -279,7 +284,7 @@ async function loadSnapshot() {
   try {
     const [open, unitList, alarmList, types] = await Promise.all([
       loadOpenIncidents(),
-      get("/api/units"),
+      get(`/api/units?${deskParam().slice(1)}`),
       get("/api/alarms"),
       typeNames.size ? null : get("/api/incident-types").catch(() => []),
     ]);
@@ -306,8 +311,8 @@ async function loadSnapshot() {
     emergencies.load(mine);
     stats.counts = { state: countsOf(), server: open.counts };
     const server = open.counts;
-    // The server counts London; a desk's board holds its share only.
-    if (server && desk.areas === null && server.open !== incidents.size) {
+    // The server counts what it sent: London, or the desk's boroughs.
+    if (server && server.open !== incidents.size) {
       // Moments apart, so a busy room can differ by a few; the events then settle it.
       console.warn("board snapshot count differs from the server's", incidents.size, server.open);
     }
