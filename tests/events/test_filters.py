@@ -536,11 +536,12 @@ async def test_live_consoles_get_only_what_their_filter_matches(server: Server) 
     assert live.hello is not None and live.hello["batch"] is True
     assert live.hello["filter"] == {"areas": [WESTMINSTER], "grades": None, "kinds": None}
     start = live.hello["last_seq"]
-    assert (
-        live.seqs[: len(results["areas"])]
-        == [s for s in results["areas"] if s > start][: len(live.seqs)]
-    )
-    assert live.seqs
+    # What it got up to the moment the others settled is theirs after its start; the
+    # engine goes on moving units, so it may have more (or, not yet settled, fewer).
+    theirs = [s for s in results["areas"] if s > start]
+    shared = min(len(live.seqs), len(theirs))
+    assert shared > 0
+    assert live.seqs[:shared] == theirs[:shared]
 
 
 async def test_resume_with_a_filter_is_exact_across_reconnects(server: Server) -> None:
