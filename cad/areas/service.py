@@ -13,8 +13,7 @@ from typing import Any
 import asyncpg
 
 from cad.areas import repository
-from cad.errors import Invalid
-from cad.events.filters import FilterError, parse_filter
+from cad.events.filters import parse_filter
 from cad.events.writer import append_event
 from gis.areas import AreaSet
 from gis.projection import Projector
@@ -25,10 +24,7 @@ LEVELS = ("borough", "ward")
 def desk_areas(areas: AreaSet, text: str | None) -> list[str] | None:
     """A desk's boroughs from ``areas=A,B`` (None: all London), checked as the event
     stream checks them, so a board's snapshot and its stream show the same incidents."""
-    try:
-        wanted = parse_filter(text, None, None, known_area=areas.by_code, known_grades=())
-    except FilterError as exc:
-        raise Invalid(exc.field, exc.reason) from exc
+    wanted = parse_filter(text, None, None, known_area=areas.by_code, known_grades=())
     return sorted(wanted.areas) if wanted.areas is not None else None
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
+from cad.errors import Invalid
 from cad.events.writer import Event
 
 # The kinds of event the service writes: the part of ``type`` before the first dot. Kept
@@ -71,13 +72,16 @@ class EventFilter:
 NO_FILTER = EventFilter()
 
 
-class FilterError(ValueError):
-    """A value the filter does not know; ``field`` is the query parameter."""
+class FilterError(Invalid):
+    """A value the filter does not know; ``field`` is the query parameter. Over HTTP it is
+    the 422 naming the field; the WebSocket closes 4422 with the same words."""
 
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
+        super().__init__(field, reason)
         self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
 
 
 def parse_filter(

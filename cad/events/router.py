@@ -15,7 +15,7 @@ from cad.auth.cookies import ACCESS_COOKIE, same_origin
 from cad.auth.security import Principal, Role, decode_token
 from cad.db.pool import DB_DOWN_ERRORS, DB_DOWN_OR_SLOW
 from cad.deps import Staff, StateDep, tx
-from cad.errors import CADError, Invalid, Unavailable
+from cad.errors import CADError, Unavailable
 from cad.events import repository
 from cad.events.filters import (
     KINDS,
@@ -73,10 +73,7 @@ async def list_events(
     page on with ``since=<next_since>``; ``last_seq`` is the head. ``areas``, ``grades``
     and ``kinds`` keep only the matching events, as the WebSocket's filter does; page
     boundaries are the same with a filter as without."""
-    try:
-        wanted = filter_of(state, areas, grades, kinds)
-    except FilterError as exc:
-        raise Invalid(exc.field, exc.reason) from exc
+    wanted = filter_of(state, areas, grades, kinds)
     try:
         async with state.pool.acquire(timeout=state.settings.db_acquire_timeout_s) as conn:
             safe = await Horizon().wait(conn)
