@@ -64,29 +64,37 @@ def brute_force(
     directory: UnitDirectory,
 ) -> dict[str, list[float]]:
     """ETAs of the units each need should get, by exhaustive search, same greedy order."""
-    x, y = PROJECTOR.to_metres(lat, lng)
     chosen: set[int] = set()
     out: dict[str, list[float]] = {}
     order = sorted(needs, key=lambda n: len(directory.available.get(n.capability, ())))
     for need in order:
-        scored = []
-        for u in units:
-            if (
-                u.status is not UnitStatus.AVAILABLE
-                or need.capability not in u.capabilities
-                or u.id in chosen
-                or u.position_at is None
-                or (NOW - u.position_at).total_seconds() > stale_s
-            ):
-                continue
-            ux, uy = PROJECTOR.to_metres(u.lat, u.lng)  # type: ignore[arg-type]
-            d = ((ux - x) ** 2 + (uy - y) ** 2) ** 0.5
-            scored.append((ETA.eta_s(d, u.unit_type), u.id))
-        scored.sort()
-        picked = scored[: need.count]
-        chosen.update(uid for _, uid in picked)
-        out[need.capability] = [round(e) for e, _ in picked]
+        picked = by_eta(units, lat, lng, need, chosen, stale_s)[: need.count]
+        chosen.update(uid for _, _, uid in picked)
+        out[need.capability] = [round(e) for e, _, _ in picked]
     return out
+
+
+def by_eta(
+    units: list[UnitState], lat: float, lng: float, need: Need, chosen: set[int], stale_s: int
+) -> list[tuple[float, float, int]]:
+    """(ETA, metres, id) of every unit that could fill ``need`` and is not ``chosen``,
+    best first: the exhaustive search both brute-force checks share."""
+    x, y = PROJECTOR.to_metres(lat, lng)
+    scored = []
+    for u in units:
+        if (
+            u.status is not UnitStatus.AVAILABLE
+            or need.capability not in u.capabilities
+            or u.id in chosen
+            or u.position_at is None
+            or (NOW - u.position_at).total_seconds() > stale_s
+        ):
+            continue
+        ux, uy = PROJECTOR.to_metres(u.lat, u.lng)  # type: ignore[arg-type]
+        d = ((ux - x) ** 2 + (uy - y) ** 2) ** 0.5
+        scored.append((ETA.eta_s(d, u.unit_type), d, u.id))
+    scored.sort()
+    return scored
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -276,26 +284,12 @@ def test_recommendation_matches_brute_force_after_live_updates(seed: int) -> Non
             [[Need("response", 3)], [Need("armed", 1), Need("response", 2)], [Need("dog", 2)]]
         )
         rec = recommend(directory, lat, lng, needs, ETA, NOW, alternatives=3)
-        x, y = PROJECTOR.to_metres(lat, lng)
         chosen: set[int] = set()
         order = sorted(needs, key=lambda n: len(directory.available.get(n.capability, ())))
         expected: list[tuple[int, int, str | None]] = []
         alternatives: list[int] = []
         for need in order:
-            scored = []
-            for u in units:
-                if (
-                    u.status is not UnitStatus.AVAILABLE
-                    or need.capability not in u.capabilities
-                    or u.id in chosen
-                    or u.position_at is None
-                    or (NOW - u.position_at).total_seconds() > 1800
-                ):
-                    continue
-                ux, uy = PROJECTOR.to_metres(u.lat, u.lng)  # type: ignore[arg-type]
-                d = ((ux - x) ** 2 + (uy - y) ** 2) ** 0.5
-                scored.append((ETA.eta_s(d, u.unit_type), d, u.id))
-            scored.sort()
+            scored = by_eta(units, lat, lng, need, chosen, 1800)
             for e, _, uid in scored[: need.count]:
                 expected.append((uid, round(e), need.capability))
                 chosen.add(uid)
