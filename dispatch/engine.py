@@ -47,14 +47,6 @@ def remaining_needs(plan: Sequence[Need], assigned_caps: Sequence[frozenset[str]
     the response places that a plain car could fill.
     """
     slots = [n.capability for n in plan for _ in range(n.count)]
-    if not assigned_caps:
-        # Most of a surge's queue: nothing sent yet, nothing to match (same answer).
-        unfilled: dict[str, int] = {}
-        for cap in slots:
-            unfilled[cap] = unfilled.get(cap, 0) + 1
-        return [
-            Need(n.capability, unfilled[n.capability]) for n in plan if unfilled.get(n.capability)
-        ]
     holder: list[int | None] = [None] * len(slots)
 
     def place(unit: int, seen: set[int]) -> bool:
