@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -457,6 +458,10 @@ def _study_compare(args: argparse.Namespace, fleet: Path | None, log_file: Path 
 
 def _serve(host: str, port: int, workers: int, reload: bool) -> None:
     import uvicorn
+
+    # Served workers freeze their start-up heap (see Settings.gc_freeze); the spawned
+    # workers read it from the environment they inherit.
+    os.environ.setdefault("CAD_GC_FREEZE", "true")
 
     uvicorn.run(
         "cad.app:create_app",

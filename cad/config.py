@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     # defaults for the unit types the file names. Unset: the built-in defaults.
     eta_params_file: str | None = None
     engine_interval_s: float = 1.0
+    # After start-up, move what is loaded (areas, gazetteer, fleet) out of the cyclic
+    # collector's sight and collect less often: a served worker allocates per request,
+    # and full collections walking the start-up heap cost it several percent. `cad serve`
+    # turns this on; tests, which build many apps in one process, leave it off.
+    gc_freeze: bool = False
     max_body_bytes: int = 256 * 1024
     # Intake requests per user per minute; high enough for load tests' simulated handlers.
     rate_limit_per_min: int = 6000

@@ -22,11 +22,13 @@ from cad.events.relay import run_relay
 from cad.events.writer import Event, append_event
 from cad.state import AppState
 from cad.subscriptions.service import Outbox
-from dispatch.engine import EngineMemory, run_once
+from dispatch.engine import EngineMemory, QueueItem, arrival, run_once
 
 log = structlog.get_logger(__name__)
 
 LEADER_LOCK_KEY = 0x0CAD_1EAD
+# More arrivals than this between two passes: the queue read is as cheap as the list.
+ARRIVALS_MAX = 5000
 
 
 class Leader:
@@ -35,13 +37,44 @@ class Leader:
         self.is_leader = False
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Incidents created since the engine's last pass, from their events, so a pass
+        # that has only these to plan need not read the queue. None: not known to be
+        # complete (not yet leading, or more than ARRIVALS_MAX gathered): read it.
+        self._arrived: list[QueueItem] | None = None
 
     def on_event(self, event: Event) -> None:
         # New work for the engine: wake it now rather than at the next tick.
-        if event.type in ("incident.created", "incident.returned_to_queue", "incident.graded") or (
+        if event.type == "incident.created":
+            self._arrive(event)
+            self.wake.set()
+        elif event.type in ("incident.returned_to_queue", "incident.graded") or (
             event.type == "unit.status" and event.data.get("to") == "available"
         ):
             self.wake.set()
+
+    def _arrive(self, event: Event) -> None:
+        if self._arrived is None:
+            return
+        d = event.data
+        if d.get("status") == "closed":
+            return  # a grade that closes on creation never queues
+        try:
+            if event.incident_id is None or d["status"] != "pending":
+                raise ValueError(d.get("status"))
+            item = arrival(
+                event.incident_id, d["grade"], d["type_code"], d["lat"], d["lng"], self.state.plans
+            )
+        except (KeyError, ValueError):
+            self._arrived = None  # not known as a queue item: the queue read decides
+            return
+        if len(self._arrived) >= ARRIVALS_MAX:
+            self._arrived = None
+            return
+        self._arrived.append(item)
+
+    def _take_arrivals(self) -> list[QueueItem] | None:
+        taken, self._arrived = self._arrived, []
+        return taken
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._campaign(), name="leader")
@@ -117,6 +150,7 @@ class Leader:
             # one pass plans many new incidents (still well inside "within a second").
             await asyncio.sleep(0.05)
             self.wake.clear()
+            arrived = self._take_arrivals()
             try:
                 grades = self.state.auto_grades()
                 if grades:
@@ -131,6 +165,7 @@ class Leader:
                         stale_after_s=settings.stale_position_s,
                         divert_min_saving_s=settings.divert_min_saving_s,
                         memory=memory,
+                        arrived=arrived,
                     )
                 if loop.time() - last_timers >= 5.0:
                     last_timers = loop.time()

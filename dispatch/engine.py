@@ -180,6 +180,20 @@ class EngineMemory:
     refresh_s: float = 10.0
     planned_at: datetime | None = None
     short: frozenset[tuple[int, tuple[Need, ...]]] = frozenset()
+    # Every incident a pass has planned or read since the last full read: one that
+    # arrives in an event after that read saw it is not planned a second time.
+    seen: frozenset[int] = frozenset()
+
+    def only_arrivals(self, directory: UnitDirectory, now: datetime) -> bool:
+        """True when a full pass would plan nothing but incidents that arrived since the
+        last one: that read is fresh and no unit has become available or divertable, so
+        everything it left short is still short (see worth_planning)."""
+        return (
+            self.planned_at is not None
+            and (now - self.planned_at).total_seconds() < self.refresh_s
+            and self.epoch == directory.available_epoch
+            and self.divertable_epoch == directory.divertable_epoch
+        )
 
     def worth_planning(
         self, queue: list[QueueItem], directory: UnitDirectory, now: datetime
@@ -203,11 +217,36 @@ class EngineMemory:
             or (item.incident_id, item.needs) not in self.short
         ]
 
-    def remember_short(self, queue: list[QueueItem], actions: list[Action]) -> None:
+    def remember_short(
+        self,
+        queue: Sequence[QueueItem],
+        actions: list[Action],
+        read: Sequence[int] = (),
+        *,
+        arrivals: bool = False,
+    ) -> None:
+        """After a full pass (``read``: every incident it read) or, with ``arrivals``,
+        after planning only new incidents, which add to what the full pass left."""
         served = {a.incident_id for a in actions}
-        self.short = frozenset(
-            (item.incident_id, item.needs) for item in queue if item.incident_id not in served
-        )
+        short = {(item.incident_id, item.needs) for item in queue if item.incident_id not in served}
+        ids = {item.incident_id for item in queue}
+        if arrivals:
+            self.short, self.seen = self.short | short, self.seen | ids
+        else:
+            self.short, self.seen = frozenset(short), frozenset(ids.union(read))
+
+
+def arrival(
+    incident_id: int,
+    grade: str,
+    type_code: str,
+    lat: float,
+    lng: float,
+    plans: Mapping[str, Sequence[Need]],
+) -> QueueItem:
+    """A queue item for an incident just created (no unit on it yet), from its event."""
+    plan = plans.get(type_code) or list(FALLBACK_PLAN)
+    return QueueItem(incident_id, grade, lat, lng, tuple(remaining_needs(plan, [])))
 
 
 async def run_once(
@@ -222,27 +261,53 @@ async def run_once(
     stale_after_s: int,
     divert_min_saving_s: int,
     memory: EngineMemory | None = None,
+    arrived: Sequence[QueueItem] | None = None,
 ) -> list[Action]:
     """One pass over the queue; returns the assignments that committed.
 
     With ``memory``, incidents left short by the last pass with the same needs are not
     planned again until a unit has become available (for I grades, also until a unit has
-    taken lower-grade work, which makes it a candidate for a divert)."""
-    async with transaction() as conn:
-        rows = await repo.pending_queue(conn, list(grades))
-    queue = _still_short(rows, directory, plans)
-    planned = queue if memory is None else memory.worth_planning(queue, directory, now)
-    actions = plan_actions(
-        planned,
+    taken lower-grade work, which makes it a candidate for a divert). ``arrived``, every
+    incident created since the last pass (from the events), lets a pass that would plan
+    only those skip reading the queue: under a stream of calls with the fleet committed,
+    that read was most of the leader's work."""
+    if memory is not None and arrived is not None and memory.only_arrivals(directory, now):
+        rank = {g: i for i, g in enumerate(grades)}
+        queue = sorted(
+            (a for a in arrived if a.grade in rank and a.incident_id not in memory.seen),
+            key=lambda a: (rank[a.grade], a.incident_id),
+        )
+        actions = _plan(queue, directory, eta, now, stale_after_s, divert_min_saving_s)
+        memory.remember_short(queue, actions, arrivals=True)
+    else:
+        async with transaction() as conn:
+            rows = await repo.pending_queue(conn, list(grades))
+        queue = _still_short(rows, directory, plans)
+        planned = queue if memory is None else memory.worth_planning(queue, directory, now)
+        actions = _plan(planned, directory, eta, now, stale_after_s, divert_min_saving_s)
+        if memory is not None:
+            memory.remember_short(queue, actions, [r["id"] for r in rows])
+    return [a for a in actions if await _commit(transaction, emit, directory, a)]
+
+
+def _plan(
+    queue: Sequence[QueueItem],
+    directory: UnitDirectory,
+    eta: EtaModel,
+    now: datetime,
+    stale_after_s: int,
+    divert_min_saving_s: int,
+) -> list[Action]:
+    if not queue:
+        return []
+    return plan_actions(
+        queue,
         directory,
         eta,
         now,
         stale_after_s=stale_after_s,
         divert_min_saving_s=divert_min_saving_s,
     )
-    if memory is not None:
-        memory.remember_short(queue, actions)
-    return [a for a in actions if await _commit(transaction, emit, directory, a)]
 
 
 def _still_short(

@@ -10,7 +10,7 @@ import httpx
 
 from cad.db.pool import connect
 from cad.events.writer import append_event
-from dispatch.engine import EngineMemory, run_once
+from dispatch.engine import EngineMemory, QueueItem, arrival, run_once
 from dispatch.model import Need
 from dispatch.status import UnitStatus
 from gis.spatial import UnitIndex
@@ -45,7 +45,9 @@ async def create(api: Api, type_code: str, lat: float, lng: float, **risk: Any) 
     return r.json()["incident"]
 
 
-async def engine_pass(api: Api, memory: EngineMemory | None = None) -> list[Any]:
+async def engine_pass(
+    api: Api, memory: EngineMemory | None = None, arrived: list[QueueItem] | None = None
+) -> list[Any]:
     state = api.state
     return await run_once(
         api.tx,
@@ -58,7 +60,32 @@ async def engine_pass(api: Api, memory: EngineMemory | None = None) -> list[Any]
         stale_after_s=1800,
         divert_min_saving_s=120,
         memory=memory,
+        arrived=arrived,
     )
+
+
+async def available_uncounted(api: Api, callsign: str, lat: float, lng: float) -> int:
+    """A unit comes free in the database and appears in this worker's picture without
+    the availability change being counted (as the engine's memory sees it)."""
+    state = api.state
+    conn = await connect(api.settings.database_url)
+    try:
+        unit_id: int = await conn.fetchval(
+            "UPDATE units SET status = 'available', lat = $2, lng = $3, position_at = now() "
+            "WHERE callsign = $1 RETURNING id",
+            callsign,
+            lat,
+            lng,
+        )
+    finally:
+        await conn.close()
+    ghost = state.directory.units[unit_id]
+    ghost.status, ghost.lat, ghost.lng = UnitStatus.AVAILABLE, lat, lng
+    ghost.position_at = datetime.now(UTC)
+    for cap in ghost.capabilities:
+        index = state.directory.available.setdefault(cap, UnitIndex())
+        index.upsert(unit_id, *state.projector.to_metres(lat, lng))
+    return unit_id
 
 
 async def open_assignments(api: Api, unit_id: int) -> list[Any]:
@@ -305,28 +332,45 @@ async def test_engine_memory_skips_unchanged_short_incidents(api: Api) -> None:
 
     assert await run() == []
     assert (short["id"], (Need("response", 1),)) in memory.short
-    # A unit comes free in the database and appears in this worker's picture without
-    # the availability change being counted: the memory holds, so the short incident is
+    # Without the availability change counted, the memory holds: the short incident is
     # not planned again (without the memory it would be served right here).
-    conn = await connect(api.settings.database_url)
-    try:
-        unit_id = await conn.fetchval(
-            "UPDATE units SET status = 'available', lat = 51.5, lng = -0.12, position_at = now() "
-            "WHERE callsign = 'CW11' RETURNING id"
-        )
-    finally:
-        await conn.close()
-    ghost = state.directory.units[unit_id]
-    ghost.status, ghost.lat, ghost.lng = UnitStatus.AVAILABLE, 51.5, -0.12
-    ghost.position_at = datetime.now(UTC)
-    index = state.directory.available.setdefault("response", UnitIndex())
-    index.upsert(unit_id, *state.projector.to_metres(51.5, -0.12))
+    unit_id = await available_uncounted(api, "CW11", 51.5, -0.12)
     assert await run() == []
     # Once an availability change is counted, the incident is planned and served.
     await state.fleet.reload()
     done = await run()
     assert [(a.incident_id, a.unit_id) for a in done] == [(short["id"], unit_id)]
     assert memory.short == frozenset()
+
+
+async def test_engine_plans_arrivals_without_reading_the_queue(api: Api) -> None:
+    await only_units_on_duty(api, {})
+    memory = EngineMemory()
+    assert await engine_pass(api, memory) == []  # a full read: nothing to plan
+    told = await create(api, "VIOLENCE", 51.50, -0.12, ongoing=True)
+    untold = await create(api, "VIOLENCE", 51.50, -0.12, ongoing=True)
+    assert told["grade"] == untold["grade"] == "I"
+    units = [
+        await available_uncounted(api, c, 51.5, -0.12) for c in ("CW11", "CW12", "CW13", "CL11")
+    ]
+
+    def item(incident: dict[str, Any]) -> QueueItem:
+        return arrival(
+            incident["id"], "I", "VIOLENCE", incident["lat"], incident["lng"], api.state.plans
+        )
+
+    # No unit counted as come free since the read: only the incident its event told of
+    # is planned; a read of the queue would have served both.
+    first = await engine_pass(api, memory, arrived=[item(told)])
+    assert {a.incident_id for a in first} == {told["id"]} and len(first) == 2
+    # The same arrival told again (an event that a read had already covered): planned
+    # once only, though two units stand free beside it.
+    assert await engine_pass(api, memory, arrived=[item(told)]) == []
+    # A counted change: the queue is read, and the untold incident served.
+    await api.state.fleet.reload()
+    then = await engine_pass(api, memory, arrived=[])
+    assert {a.incident_id for a in then} == {untold["id"]} and len(then) == 2
+    assert sorted(a.unit_id for a in first + then) == sorted(units)
 
 
 async def test_unit_sees_its_own_job_with_names(api: Api) -> None:
