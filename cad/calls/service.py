@@ -7,6 +7,7 @@ goes out only after it commits.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from cad.http import JSON
 from cad.idempotency import service as idempotency
 from cad.incidents import repository as incidents_repo
 from cad.incidents.service import get_or_404, incident_out, local_day, ref_suffix
+from cad.markers import repository as markers_repo
 from cad.markers import service as markers_service
 from cad.places import service as places
 from cad.search import service as search_service
@@ -59,37 +61,59 @@ class Located:
     postcode: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Spot:
+    """A call's point inside the service area, before its surroundings are read."""
+
+    lat: float
+    lng: float
+    address: str | None
+    label: str | None = None
+    precision_m: int | None = None
+    postcode: str | None = None  # the address resolved to this postcode
+
+
 async def locate(conn: asyncpg.Connection, state: AppState, location: Location) -> Located:
     """The call's place inside the service area, or a 422 naming the field (and, for an
     address, the nearest suggestions). Addresses go through the gazetteer."""
-    label: str | None = None
-    precision: int | None = None
-    postcode: str | None = None
+    spot = await find_spot(conn, state, location)
+    return located(state, spot, await places.reverse(conn, state, spot.lat, spot.lng))
+
+
+async def find_spot(conn: asyncpg.Connection, state: AppState, location: Location) -> Spot:
     if location.lat is not None and location.lng is not None:
         lat, lng = location.lat, location.lng
         if not state.areas.contains(lat, lng):
             raise Invalid("location", f"({lat:.5f}, {lng:.5f}) is outside the service area")
-    else:
-        assert location.address is not None
-        resolved = await places.resolve_address(conn, state, location.address)
-        lat, lng = resolved.lat, resolved.lng
-        label, precision = resolved.label, resolved.precision_m
-        if resolved.kind == "postcode":
-            postcode = resolved.label
-    area = state.areas.area_for(lat, lng)
-    ward = state.wards.area_for(lat, lng) if state.wards is not None else None
-    near = await places.reverse(conn, state, lat, lng)
+        return Spot(lat, lng, location.address)
+    assert location.address is not None
+    resolved = await places.resolve_address(conn, state, location.address)
+    return Spot(
+        resolved.lat,
+        resolved.lng,
+        location.address,
+        resolved.label,
+        resolved.precision_m,
+        resolved.label if resolved.kind == "postcode" else None,
+    )
+
+
+def located(state: AppState, spot: Spot, near: dict[str, Any]) -> Located:
+    """The spot with what surrounds it (places.reverse's answer)."""
+    area = state.areas.area_for(spot.lat, spot.lng)
+    ward = state.wards.area_for(spot.lat, spot.lng) if state.wards is not None else None
+    postcode = spot.postcode
     if postcode is None and near.get("postcode"):
         postcode = near["postcode"]["postcode"]
     return Located(
-        lat=lat,
-        lng=lng,
-        address=location.address,
-        label=label,
-        precision_m=precision,
+        lat=spot.lat,
+        lng=spot.lng,
+        address=spot.address,
+        label=spot.label,
+        precision_m=spot.precision_m,
         area_code=area.code if area else None,
         ward_code=ward.code if ward else None,
-        line=places.address_line(label, near),
+        line=places.address_line(spot.label, near),
         near=near,
         postcode=postcode,
     )
@@ -225,7 +249,7 @@ def _duplicate_window(lat: float, now: datetime) -> tuple[float, float, datetime
 
 def scored_duplicates(
     state: AppState,
-    rows: list[asyncpg.Record],
+    rows: Sequence[Mapping[str, Any]],
     lat: float,
     lng: float,
     type_code: str,
@@ -428,31 +452,43 @@ async def record_new_incident(
     actor: str,
     claim: idempotency.Claim | None,
 ) -> Recorded | None:
-    """The call that makes a new incident, in four round trips: the place, the markers,
-    the duplicate search with the new numbers, then ONE statement that writes the
-    incident, its call, its events and the answer kept under the Idempotency-Key, on a
-    connection outside any transaction (the statement commits as a whole). None when the
-    key turns out to be taken: nothing was written, and the caller replays the answer.
-    In a caller's transaction (an EIDO import) the statement commits with it."""
+    """The call that makes a new incident, in two round trips (three for an address,
+    which the gazetteer resolves first): ONE read of the new numbers, the place, the
+    markers and the duplicate search, then ONE statement that writes the incident, its
+    call, its events and the answer kept under the Idempotency-Key, on a connection
+    outside any transaction (the statement commits as a whole). None when the key turns
+    out to be taken: nothing was written, and the caller replays the answer. In a
+    caller's transaction (an EIDO import) the statement commits with it."""
     assert body.location is not None and makes_new_incident(body)
     now = datetime.now(UTC)
     received, answered = _check_times(body, now)
-    where = await locate(conn, state, body.location)
+    spot = await find_spot(conn, state, body.location)
     itype = known_type(state, body.incident_type)
     phone = body.caller.phone
-    markers = await markers_service.matching(
-        conn, state, lat=where.lat, lng=where.lng, postcode=where.postcode,
-        phone=phone or None, now=now,
+    easting, northing = places.bng(state, spot.lat, spot.lng)
+    day = local_day(now)
+    dlat, dlng, since = _duplicate_window(spot.lat, now)
+    marker_dlat, marker_dlng = markers_service.search_box(spot.lat)
+    read = await incidents_repo.read_for_new_incident(
+        conn, lat=spot.lat, lng=spot.lng, dlat=dlat, dlng=dlng, since=since, phone=phone,
+        day=day, suffix=ref_suffix(day), easting=easting, northing=northing,
+        postcode=spot.postcode, postcode_within_m=places.REVERSE_MAX_M,
+        has_phone=markers_repo.has_phone(phone), now=now, marker_dlat=marker_dlat,
+        marker_dlng=marker_dlng,
     )  # fmt: skip
+    where = located(
+        state, spot, places.reverse_from_rows(state, spot.lat, spot.lng, read.postcodes)
+    )
+    markers = markers_service.matched(
+        state, read.markers, lat=where.lat, lng=where.lng, postcode=where.postcode, now=now
+    )
     decision = decide_grade(state, body.incident_type, body.risk.model_dump(), markers)
     grade = state.scheme[decision.grade]
     closes = grade.closes_on_creation
-    day = local_day(now)
-    dlat, dlng, since = _duplicate_window(where.lat, now)
-    ids, rows = await incidents_repo.prepare_new_incident(
-        conn, where.lat, where.lng, dlat, dlng, since, phone, day, ref_suffix(day)
+    ids = read.ids
+    duplicates = scored_duplicates(
+        state, read.duplicates, where.lat, where.lng, body.incident_type, now
     )
-    duplicates = scored_duplicates(state, rows, where.lat, where.lng, body.incident_type, now)
     ref = ids["ref"]
     # The row as PostgreSQL will hold it, in its column order (the answer shows it).
     incident: dict[str, Any] = {

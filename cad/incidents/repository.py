@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import asyncpg
+
+from cad.markers.repository import MATCH_FIELDS, match_sql
+from cad.places.repository import NEAREST_POSTCODES, NEAREST_POSTCODES_SQL, POSTCODE_FIELDS
 
 GET_INCIDENT = """SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.status, i.lat, i.lng,
     i.address, i.area_code, i.description, i.risk, i.call_received_at, i.call_answered_at,
@@ -14,8 +18,19 @@ GET_INCIDENT = """SELECT i.id, i.ref, i.type_code, i.grade, i.grade_rule, i.stat
 GET_INCIDENT_FOR_UPDATE = GET_INCIDENT + " FOR UPDATE"
 
 
-async def prepare_new_incident(
+@dataclass(frozen=True, slots=True)
+class IntakeRead:
+    """What a new incident's call needs from the database before anything is written."""
+
+    ids: dict[str, Any]  # id, call_id, ref: drawn now, used when it is written
+    postcodes: list[dict[str, Any]]  # the nearest postcodes, with distance_m
+    markers: list[dict[str, Any]]  # candidate markers (markers.service.matched decides)
+    duplicates: list[dict[str, Any]]  # open incidents near in place and time
+
+
+async def read_for_new_incident(
     conn: asyncpg.Connection,
+    *,
     lat: float,
     lng: float,
     dlat: float,
@@ -24,13 +39,22 @@ async def prepare_new_incident(
     phone: str,
     day: date,
     suffix: str,
-) -> tuple[dict[str, Any], list[asyncpg.Record]]:
-    """A new incident's id, call id and reference, drawn with the duplicate search in one
-    round trip: the answer (and the Idempotency-Key's copy of it) can then be made before
-    the one statement that writes it all. Numbers drawn for a call that is then refused
-    or replayed are gaps, as a rolled-back call's always were."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        PREPARE_NEW_INCIDENT,
+    easting: float,
+    northing: float,
+    postcode: str | None,
+    postcode_within_m: float,
+    has_phone: bool,
+    now: datetime,
+    marker_dlat: float,
+    marker_dlng: float,
+) -> IntakeRead:
+    """The new numbers, the place (nearest postcodes), the markers and the duplicate
+    search in ONE round trip: each part as an array of rows. The markers' postcode
+    candidates are the given one and every postcode near enough to be the place's (the
+    service keeps those of the one it settles on). Numbers drawn for a call that is then
+    refused or replayed are gaps, as a rolled-back call's always were."""
+    row = await conn.fetchrow(
+        READ_FOR_NEW_INCIDENT,
         lat,
         lng,
         dlat,
@@ -39,10 +63,22 @@ async def prepare_new_incident(
         phone,
         day,
         suffix,
+        easting,
+        northing,
+        postcode,
+        postcode_within_m,
+        has_phone,
+        now,
+        marker_dlat,
+        marker_dlng,
     )
-    first = rows[0]
-    ids = {"id": first["new_id"], "call_id": first["new_call_id"], "ref": first["new_ref"]}
-    return ids, [r for r in rows if r["id"] is not None]
+    assert row is not None
+    return IntakeRead(
+        ids={"id": row["new_id"], "call_id": row["new_call_id"], "ref": row["new_ref"]},
+        postcodes=[dict(zip(POSTCODE_FIELDS, r, strict=True)) for r in row["postcodes"]],
+        markers=[dict(zip(MATCH_FIELDS, r, strict=True)) for r in row["markers"]],
+        duplicates=[dict(zip(DUPLICATE_FIELDS, r, strict=True)) for r in row["duplicates"]],
+    )
 
 
 # The incident, its first call, its events and the Idempotency-Key's answer in ONE
@@ -292,6 +328,10 @@ async def nearby_open_incidents(
 # point and time). same_phone is a scalar subquery, looked up per row kept by its call
 # index: as EXISTS the planner hashed it, scanning the whole calls table on every
 # intake (1.4 ms a call with 50,000 open, growing with the calls table; 0.3 ms now). No float arithmetic here: PostgreSQL raises on float underflow (a fuzzed 5e-324 degrees), Python does not.
+DUPLICATE_FIELDS = (
+    "id", "ref", "type_code", "grade", "status", "lat", "lng", "created_at", "address",
+    "address_line", "description", "same_phone",
+)  # fmt: skip
 NEARBY_OPEN_INCIDENTS = """SELECT i.id, i.ref, i.type_code, i.grade, i.status, i.lat, i.lng,
                   i.created_at, i.address, i.address_line, i.description,
                   ($6::text <> '' AND coalesce((
@@ -305,12 +345,30 @@ NEARBY_OPEN_INCIDENTS = """SELECT i.id, i.ref, i.type_code, i.grade, i.status, i
              AND i.created_at >= $5
            ORDER BY i.created_at DESC LIMIT 50"""
 
-# Made once from constants: no value ever reaches the text.
-PREPARE_NEW_INCIDENT = f"""WITH ids AS MATERIALIZED (
+# Made once from constants: no value ever reaches the text. $1–$8 as the duplicate search
+# numbers them; the postcodes ($9–$12) and the markers ($11–$16) after.
+READ_FOR_NEW_INCIDENT = f"""WITH ids AS MATERIALIZED (
         SELECT nextval('incidents_id_seq') AS new_id, nextval('calls_id_seq') AS new_call_id,
-               'CAD ' || incident_ref_next($7::date) || '/' || $8::text AS new_ref)
-    SELECT ids.new_id, ids.new_call_id, ids.new_ref, d.*
-    FROM ids LEFT JOIN LATERAL ({NEARBY_OPEN_INCIDENTS}) d ON true"""  # noqa: S608
+               'CAD ' || incident_ref_next($7::date) || '/' || $8::text AS new_ref),
+    near AS MATERIALIZED ({NEAREST_POSTCODES_SQL.format(e="$9", n="$10", limit=NEAREST_POSTCODES)})
+    SELECT ids.new_id, ids.new_call_id, ids.new_ref,
+        ARRAY(SELECT ROW(p.*) FROM near p ORDER BY p.distance_m, p.postcode) AS postcodes,
+        ARRAY(SELECT ROW(m.*) FROM ({
+    match_sql(
+        lat="$1",
+        lng="$2",
+        has_phone="$13",
+        now="$14",
+        phone="$6",
+        dlat="$15",
+        dlng="$16",
+        postcodes="array_append(ARRAY(SELECT postcode FROM near WHERE distance_m <= $12), $11::text)",
+    )
+}) m) AS markers,
+        ARRAY(SELECT ROW(d.*) FROM ({
+    NEARBY_OPEN_INCIDENTS
+}) d ORDER BY d.created_at DESC) AS duplicates
+    FROM ids"""  # noqa: S608
 
 
 async def set_grade(

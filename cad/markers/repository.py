@@ -70,17 +70,35 @@ async def update(
 
 # Markers that may match a place or a phone. Points come from a box of the largest radius
 # (the exact circle is checked in Python: a radius is per marker); the three anchors are
-# three indexes, OR-ed by a bitmap.
-MATCH = f"""SELECT {COLS},
-        CASE WHEN m.phone_key IS NOT NULL THEN cad_phone_key($6::text) END AS call_phone_key
+# three indexes, OR-ed by a bitmap. The placeholders are named so that intake's one read
+# (cad/incidents/repository.py) can hold the same text with its own numbering.
+def match_sql(
+    *, lat: str, lng: str, postcodes: str, has_phone: str, now: str, phone: str, dlat: str,
+    dlng: str,
+) -> str:  # fmt: skip
+    """MATCH with the given parameter expressions (``postcodes``: a text[] of candidates)."""
+    return f"""SELECT {COLS},
+        CASE WHEN m.phone_key IS NOT NULL THEN cad_phone_key({phone}::text) END AS call_phone_key
     FROM markers m
-    WHERE (m.expires_at IS NULL OR m.expires_at > $5)
+    WHERE (m.expires_at IS NULL OR m.expires_at > {now})
       AND ((m.lat IS NOT NULL
-            AND point(m.lng, m.lat) <@ box(point($2::float8 - $8::float8, $1::float8 - $7::float8),
-                                           point($2::float8 + $8::float8, $1::float8 + $7::float8)))
-           OR ($3::text IS NOT NULL AND m.postcode = $3::text)
-           OR ($4 AND m.phone_key = cad_phone_key($6::text)))
+            AND point(m.lng, m.lat) <@ box(point({lng}::float8 - {dlng}::float8, {lat}::float8 - {dlat}::float8),
+                                           point({lng}::float8 + {dlng}::float8, {lat}::float8 + {dlat}::float8)))
+           OR m.postcode = ANY({postcodes})
+           OR ({has_phone} AND m.phone_key = cad_phone_key({phone}::text)))
     ORDER BY m.id"""  # noqa: S608
+
+
+MATCH = match_sql(
+    lat="$1", lng="$2", postcodes="ARRAY[$3::text]", has_phone="$4", now="$5", phone="$6",
+    dlat="$7", dlng="$8",
+)  # fmt: skip
+# The names of MATCH's columns, in order (intake reads them as anonymous rows).
+MATCH_FIELDS = (*(c.strip().removeprefix("m.") for c in COLS.split(",")), "call_phone_key")
+
+
+def has_phone(phone: str | None) -> bool:
+    return bool(phone and any(ch.isdigit() for ch in phone))
 
 
 async def matching(
@@ -93,13 +111,12 @@ async def matching(
     dlat: float,
     dlng: float,
 ) -> list[asyncpg.Record]:
-    has_phone = bool(phone and any(ch.isdigit() for ch in phone))
     rows: list[asyncpg.Record] = await conn.fetch(
         MATCH,
         lat if lat is not None else 1000.0,  # no point: a box nothing lies in
         lng if lng is not None else 1000.0,
         postcode,
-        has_phone,
+        has_phone(phone),
         now,
         phone or "",
         dlat,

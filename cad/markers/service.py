@@ -4,6 +4,7 @@ snapshot recorded on an incident so later edits never rewrite what was shown."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -28,7 +29,7 @@ def _iso(v: Any) -> Any:
 
 
 def marker_out(
-    row: asyncpg.Record | dict[str, Any],
+    row: Mapping[str, Any],
     categories: dict[str, MarkerCategory],
     now: datetime | None = None,
     match: str | None = None,
@@ -205,8 +206,27 @@ async def matching(
     """Active markers that apply to a call: its point inside a marker's circle, its
     postcode, or its caller's phone. Most severe first."""
     now = now or datetime.now(UTC)
-    dlat, dlng = _box(lat if lat is not None else 51.5, MAX_RADIUS_M)
+    dlat, dlng = search_box(lat)
     rows = await repo.matching(conn, lat, lng, postcode, phone, now, dlat, dlng)
+    return matched(state, rows, lat=lat, lng=lng, postcode=postcode, now=now)
+
+
+def search_box(lat: float | None) -> tuple[float, float]:
+    """The half-sides (degrees) of the box that holds every circle a point can be in."""
+    return _box(lat if lat is not None else 51.5, MAX_RADIUS_M)
+
+
+def matched(
+    state: AppState,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    lat: float | None,
+    lng: float | None,
+    postcode: str | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Of the candidate rows (repository.MATCH, or intake's one read), those that apply:
+    the exact circle, this postcode (a candidate may carry a neighbour's), this phone."""
     found = []
     for m in rows:
         how = None

@@ -35,19 +35,24 @@ async def postcodes_in_range(
     return rows
 
 
+# Postcodes read around a point: several often share one spot (a block of flats).
+NEAREST_POSTCODES = 8
+# The nearest postcodes to a BNG point (KNN on the SP-GiST index), with distance_m; {e}
+# and {n} are parameter placeholders (intake's one read numbers its own).
+NEAREST_POSTCODES_SQL = f"""SELECT {_POSTCODE_COLS},
+                   point(easting, northing) <-> point({{e}}, {{n}}) AS distance_m
+            FROM postcodes
+            ORDER BY point(easting, northing) <-> point({{e}}, {{n}})
+            LIMIT {{limit}}"""  # noqa: S608
+POSTCODE_FIELDS = (*(c.strip() for c in _POSTCODE_COLS.split(",")), "distance_m")
+
+
 async def nearest_postcodes(
     conn: asyncpg.Connection, easting: float, northing: float, limit: int
 ) -> list[asyncpg.Record]:
-    """The nearest postcodes to a BNG point (KNN on the SP-GiST index), with distance_m."""
+    """The nearest postcodes to a BNG point, with distance_m."""
     rows: list[asyncpg.Record] = await conn.fetch(
-        f"""SELECT {_POSTCODE_COLS},
-                   point(easting, northing) <-> point($1, $2) AS distance_m
-            FROM postcodes
-            ORDER BY point(easting, northing) <-> point($1, $2)
-            LIMIT $3""",  # noqa: S608
-        easting,
-        northing,
-        limit,
+        NEAREST_POSTCODES_SQL.format(e="$1", n="$2", limit="$3"), easting, northing, limit
     )
     return rows
 

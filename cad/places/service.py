@@ -17,7 +17,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -472,16 +472,28 @@ async def reverse(
 ) -> dict[str, Any]:
     """Nearest postcode (within REVERSE_MAX_M), ward and borough of a point, and its line
     "near SE1 7PB · Bishop's · Lambeth"."""
+    e, n = bng(state, lat, lng)
+    rows = await repository.nearest_postcodes(conn, e, n, repository.NEAREST_POSTCODES)
+    return reverse_from_rows(state, lat, lng, rows)
+
+
+def bng(state: AppState, lat: float, lng: float) -> tuple[float, float]:
+    """A valid point in British National Grid metres (the postcodes' index), or a 422."""
     try:
         validate_lat_lng(lat, lng)
     except ValueError as exc:
         raise Invalid("lat", str(exc)) from None
-    e, n = _to_bng(state, lat, lng)
+    return _to_bng(state, lat, lng)
+
+
+def reverse_from_rows(
+    state: AppState, lat: float, lng: float, rows: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """reverse() from the nearest postcodes (repository.NEAREST_POSTCODES_SQL), however read."""
     # Several postcodes often share one point (a block of flats): the first in postcode
     # order among the equally near, so the same point always reads the same.
-    rows = await repository.nearest_postcodes(conn, e, n, 8)
     postcode = None
-    if rows and rows[0]["distance_m"] <= REVERSE_MAX_M:
+    if rows and min(float(r["distance_m"]) for r in rows) <= REVERSE_MAX_M:
         r = min(rows, key=lambda r: (round(float(r["distance_m"]), 3), r["postcode"]))
         postcode = {
             "postcode": r["postcode"],

@@ -6,6 +6,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from cad.places.service import bng
 from tests.conftest import Api
 from tests.intake._support import db, events_for, offset
 from tests.intake.test_intake_grading import MARKER_RULES
@@ -468,3 +471,56 @@ async def test_marker_rules_grade_calls_through_the_api(api: Api) -> None:
     theft = await ok(await api.as_("handler", "POST", "/api/calls/grade-preview", json=body))
     assert (theft["grade"], theft["rule"]) == ("E", "default")
     assert [m["category"] for m in theft["markers"]] == ["weapons"]
+
+
+@pytest.mark.gazetteer
+async def test_a_postcode_marker_applies_to_calls_at_that_postcode_not_its_neighbours(
+    api: Api,
+) -> None:
+    """Intake reads every postcode near the call with the markers in one statement, so a
+    neighbour's postcode marker is a candidate there: only the call's own postcode (the
+    nearest) may match."""
+
+    async def nearest(lat: float, lng: float) -> str:
+        out = await ok(
+            await api.as_("handler", "GET", "/api/places/reverse", params={"lat": lat, "lng": lng})
+        )
+        return str(out["postcode"]["postcode"])
+
+    here = LAMBETH
+    own = await nearest(*here)
+    # A point a few metres off whose nearest postcode is another, with this one among the
+    # few read around it: the case where the candidates hold a postcode that is not its.
+    for metres in range(10, 200, 10):
+        there = offset(*here, east_m=metres)
+        if await nearest(*there) != own:
+            break
+    async with db(api.settings.database_url) as conn:
+        e, n = bng(api.state, *there)
+        around = await conn.fetch(
+            "SELECT postcode FROM postcodes ORDER BY point(easting, northing) <-> point($1, $2) "
+            "LIMIT 8",
+            e,
+            n,
+        )
+    assert own in [r["postcode"] for r in around]
+    marker = await create(
+        api,
+        {
+            "category": "firearms",
+            "text": "Licensed shotgun holder",
+            "postcode": own,
+            "review_at": REVIEW,
+        },
+    )
+    answer = await call(api, at=here)
+    assert [(m["id"], m["match"]) for m in answer["markers"]] == [(marker["id"], "postcode")]
+    events = await events_for(api.settings.database_url, answer["incident"]["id"])
+    recorded = [e["data"] for e in events if e["type"] == "incident.markers"]
+    assert [m["id"] for m in recorded[0]["markers"]] == [marker["id"]]
+    assert (await call(api, at=there))["markers"] == []
+    # The preview reads the place and the markers apart, and agrees.
+    assert await matched(api, location={"lat": here[0], "lng": here[1]}) == [
+        (marker["id"], "postcode")
+    ]
+    assert await matched(api, location={"lat": there[0], "lng": there[1]}) == []
