@@ -2,16 +2,34 @@
 
 Without Redis it falls back to a per-worker count: intake keeps working (invariant 6),
 the limit just becomes per worker until Redis returns.
+
+A worker's concurrent checks of one user share a round trip: while one INCRBY for a
+(user, scope, minute) is in flight, the checks that arrive join the next, which adds
+their number at once. Each check still gets its own place in the count, as if each had
+incremented alone (in the order they joined), so the limit is as exact as before; under
+load a handler's console costs Redis a round trip per batch, not per call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from cad.errors import TooManyRequests
+
+_Key = tuple[int, str, int]
+
+
+@dataclass
+class _Batch:
+    """Checks that will be counted together: their number, and the count after them."""
+
+    total: asyncio.Future[int]
+    size: int = 0
 
 
 class RateLimiter:
@@ -19,25 +37,62 @@ class RateLimiter:
         self.redis = redis
         self.prefix = prefix
         self.per_minute = per_minute
-        self._local: dict[tuple[int, str, int], int] = {}
+        self._local: dict[_Key, int] = {}
+        self._waiting: dict[_Key, _Batch] = {}  # not yet sent: new checks join it
+        self._in_flight: dict[_Key, asyncio.Future[int]] = {}
+        # The sends, held so that none is collected mid-flight; one that a check's
+        # cancellation cannot stop, since the other checks of its batch wait on it.
+        self._sends: set[asyncio.Task[None]] = set()
 
     async def check(self, user_id: int, scope: str) -> None:
         if self.per_minute <= 0:
             return
         window = int(time.time() // 60)
-        key = f"{self.prefix}:rl:{scope}:{user_id}:{window}"
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.incr(key)
-            pipe.expire(key, 120)
-            count, _ = await pipe.execute()
-        except (RedisError, OSError):
-            local_key = (user_id, scope, window)
-            self._local = {k: v for k, v in self._local.items() if k[2] >= window - 1}
-            count = self._local.get(local_key, 0) + 1
-            self._local[local_key] = count
-        if int(count) > self.per_minute:
+        key = (user_id, scope, window)
+        batch = self._waiting.get(key)
+        if batch is None:
+            batch = _Batch(asyncio.get_running_loop().create_future())
+            self._waiting[key] = batch
+            send = asyncio.create_task(self._send(key, batch))
+            self._sends.add(send)
+            send.add_done_callback(self._sends.discard)
+        place = batch.size  # 0-based, among this batch's checks
+        batch.size += 1
+        total = await asyncio.shield(batch.total)
+        count = total - batch.size + place + 1
+        if count > self.per_minute:
             raise TooManyRequests(
                 f"more than {self.per_minute} {scope} requests a minute from this user",
                 retry_after_s=60 - int(time.time()) % 60,
             )
+
+    async def _send(self, key: _Key, batch: _Batch) -> None:
+        """One INCRBY for the batch, after the key's previous batch (so counts stay in
+        the order the checks arrived); the batch takes checks until it is sent."""
+        previous = self._in_flight.get(key)
+        if previous is not None:
+            await asyncio.wait([previous])
+        del self._waiting[key]
+        self._in_flight[key] = batch.total
+        try:
+            batch.total.set_result(await self._count(key, batch.size))
+        except Exception as exc:  # every check of the batch answers it
+            batch.total.set_exception(exc)
+        finally:
+            if self._in_flight.get(key) is batch.total:
+                del self._in_flight[key]
+
+    async def _count(self, key: _Key, n: int) -> int:
+        user_id, scope, window = key
+        name = f"{self.prefix}:rl:{scope}:{user_id}:{window}"
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.incrby(name, n)
+            pipe.expire(name, 120)
+            count, _ = await pipe.execute()
+            return int(count)
+        except (RedisError, OSError):
+            self._local = {k: v for k, v in self._local.items() if k[2] >= window - 1}
+            count = self._local.get(key, 0) + n
+            self._local[key] = count
+            return count

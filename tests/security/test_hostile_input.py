@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
+from cad.errors import TooManyRequests
+from cad.ratelimit import RateLimiter
 from tests.conftest import Api, call_body, make_settings, start_api
 
 # What an error body must never contain: stack traces, SQL, file paths, driver names.
@@ -301,3 +305,32 @@ async def test_intake_rate_limit_answers_429_with_retry_after(
     finally:
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
+
+
+async def test_concurrent_limit_checks_share_a_round_trip_and_count_exactly(
+    redis: Redis, redis_prefix: str
+) -> None:
+    """A worker's concurrent checks of one user are one INCRBY, and each still gets its
+    own place in the count: with 25 at once under a limit of 10, exactly 10 pass."""
+
+    async def incrbys() -> int:
+        stats = await redis.info("commandstats")
+        return int(stats.get("cmdstat_incrby", {}).get("calls", 0))
+
+    limiter = RateLimiter(redis, redis_prefix, per_minute=10)
+    before = await incrbys()
+    got = await asyncio.gather(
+        *(limiter.check(7, "calls") for _ in range(25)), return_exceptions=True
+    )
+    refused = [g for g in got if isinstance(g, TooManyRequests)]
+    assert got.count(None) == 10 and len(refused) == 15, got
+    assert await incrbys() - before == 1
+    # Counted in Redis as 25 checks, where another worker's checks meet them.
+    (key,) = [k async for k in redis.scan_iter(f"{redis_prefix}:rl:calls:7:*")]
+    assert int(await redis.get(key)) == 25
+    # One at a time they still count one each.
+    other = RateLimiter(redis, redis_prefix, per_minute=27)
+    await other.check(7, "calls")
+    await other.check(7, "calls")
+    with pytest.raises(TooManyRequests):
+        await other.check(7, "calls")
