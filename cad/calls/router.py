@@ -33,11 +33,14 @@ async def record_call(
             principal.user_id, idempotency_key, ROUTE, body.model_dump(mode="json")
         )
         async with one_statement(state) as conn:
-            new = await service.record_new_incident(
+            prepared = await service.prepare_new_incident(
                 conn, state, body, principal.user_id, principal.actor, claim
             )
-            if new is None:
-                assert claim is not None
+        # The connection goes back before the write waits for its statement.
+        new = await service.commit_new_incident(state, prepared)
+        if new is None:
+            assert claim is not None
+            async with one_statement(state) as conn:
                 return idempotency.replay_response(await idempotency.stored_answer(conn, claim))
         CALLS_ACCEPTED.labels(new.grade).inc()
         return Response(new.content, status_code=201, media_type="application/json")

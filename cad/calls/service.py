@@ -16,6 +16,7 @@ import asyncpg
 import structlog
 
 from cad.calls.schemas import CallIn, GradePreviewIn, Location
+from cad.db.group_commit import GroupCommit
 from cad.errors import Conflict, Invalid
 from cad.events.writer import EVENTS_LOCK_KEY, append_event
 from cad.grading import (
@@ -444,21 +445,29 @@ class Recorded:
     answer: dict[str, Any]
 
 
-async def record_new_incident(
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A new incident's call, read and decided: its answer, and what writing it takes."""
+
+    recorded: Recorded
+    new: incidents_repo.NewIncident
+
+
+async def prepare_new_incident(
     conn: asyncpg.Connection,
     state: AppState,
     body: CallIn,
     user_id: int,
     actor: str,
     claim: idempotency.Claim | None,
-) -> Recorded | None:
+) -> Prepared:
     """The call that makes a new incident, in two round trips (three for an address,
     which the gazetteer resolves first): ONE read of the new numbers, the place, the
     markers and the duplicate search, then ONE statement that writes the incident, its
     call, its events and the answer kept under the Idempotency-Key, on a connection
-    outside any transaction (the statement commits as a whole). None when the key turns
-    out to be taken: nothing was written, and the caller replays the answer. In a
-    caller's transaction (an EIDO import) the statement commits with it."""
+    outside any transaction (the statement commits as a whole), with other calls of the
+    moment (commit_new_incident) or alone (record_new_incident). Here: the read, the
+    decisions and the answer; nothing is written yet."""
     assert body.location is not None and makes_new_incident(body)
     now = datetime.now(UTC)
     received, answered = _check_times(body, now)
@@ -538,21 +547,67 @@ async def record_new_incident(
     }
     content = bytes(JSON(answer).body)
     events = _new_incident_events(incident, shown, call, decision, duplicates, markers, closes)
-    written = await incidents_repo.record_new_incident(
-        conn,
-        incident | {"created_by": user_id, "type_name": itype.name, "place_text": place_text(where)},
-        {"id": call["id"], "caller_name": body.caller.name, "caller_phone": phone,
-         "location_source": body.location_source.value},
+    new = incidents_repo.NewIncident(
+        incident | {"created_by": user_id, "type_name": itype.name, "place_text": place_text(where),
+                    "call_id": call["id"], "caller_name": body.caller.name,
+                    "caller_phone": phone, "location_source": body.location_source.value},
         actor,
         events,
-        EVENTS_LOCK_KEY,
         None if claim is None else (claim.user_id, claim.key, claim.route, claim.request_hash,
                                      content.decode()),
     )  # fmt: skip
-    if not written:
+    return Prepared(Recorded(content, decision.grade, answer), new)
+
+
+async def record_new_incident(
+    conn: asyncpg.Connection,
+    state: AppState,
+    body: CallIn,
+    user_id: int,
+    actor: str,
+    claim: idempotency.Claim | None,
+) -> Recorded | None:
+    """A new incident's call read and written on ``conn``: in the caller's transaction
+    (an EIDO import, a linked-call path), it commits with the rest. None when the key
+    turns out to be taken: nothing was written, and the caller replays the answer."""
+    prepared = await prepare_new_incident(conn, state, body, user_id, actor, claim)
+    written = await incidents_repo.record_new_incidents(conn, [prepared.new], EVENTS_LOCK_KEY)
+    return _recorded(prepared, written)
+
+
+async def commit_new_incident(state: AppState, prepared: Prepared) -> Recorded | None:
+    """Write a prepared new incident with the worker's other calls of the moment, in one
+    statement (cad/db/group_commit.py); answered once that statement has committed."""
+    assert state.intake is not None
+    ok = await state.intake.submit(prepared.new)
+    return _recorded(prepared, {prepared.new.values["id"]} if ok else set())
+
+
+def _recorded(prepared: Prepared, written: set[int]) -> Recorded | None:
+    v = prepared.new.values
+    if v["id"] not in written:
         return None
-    log.info("call.recorded", call_id=call["id"], incident_id=incident["id"], grade=decision.grade)
-    return Recorded(content, decision.grade, answer)
+    log.info("call.recorded", call_id=v["call_id"], incident_id=v["id"], grade=v["grade"])
+    return prepared.recorded
+
+
+def intake_writer(
+    pool: asyncpg.Pool, acquire_timeout_s: float
+) -> GroupCommit[incidents_repo.NewIncident]:
+    """The worker's group commit of new incidents (AppState.intake)."""
+
+    async def write(
+        conn: asyncpg.Connection, news: Sequence[incidents_repo.NewIncident]
+    ) -> set[int]:
+        return await incidents_repo.record_new_incidents(conn, news, EVENTS_LOCK_KEY)
+
+    return GroupCommit(
+        pool,
+        write,
+        ident=lambda new: int(new.values["id"]),
+        key=lambda new: None if new.claim is None else (new.claim[0], new.claim[1]),
+        acquire_timeout_s=acquire_timeout_s,
+    )
 
 
 def _new_incident_events(

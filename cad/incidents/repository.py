@@ -81,30 +81,53 @@ async def read_for_new_incident(
     )
 
 
-# The incident, its first call, its events and the Idempotency-Key's answer in ONE
-# statement: outside an explicit transaction, one round trip and one commit, atomic as a
-# transaction is (inside one, it commits with the rest). The events take the writers' shared marker before drawing a seq (see
-# cad/events/writer.py), held to the statement's commit. With a key already taken the
-# claim inserts nothing and neither does anything else: the caller replays the answer.
-RECORD_NEW_INCIDENT = """
-WITH claim AS (
+# New incidents, each with its first call, its events and the Idempotency-Key's answer,
+# in ONE statement for any number of calls: outside an explicit transaction, one round
+# trip and one commit, atomic as a transaction is (inside one, it commits with the
+# rest). The events take the writers' shared marker before drawing a seq (see
+# cad/events/writer.py), held to the statement's commit, and are numbered in the order
+# given. A call whose key is already taken writes nothing at all: its caller replays the
+# answer. The caller gives each (user, key) once per statement.
+NEW_INCIDENT_COLUMNS = (
+    ("id", "bigint"), ("ref", "text"), ("type_code", "text"), ("grade", "text"),
+    ("grade_rule", "text"), ("status", "text"), ("lat", "float8"), ("lng", "float8"),
+    ("address", "text"), ("area_code", "text"), ("description", "text"), ("risk", "jsonb"),
+    ("call_received_at", "timestamptz"), ("call_answered_at", "timestamptz"),
+    ("created_at", "timestamptz"), ("target_at", "timestamptz"), ("created_by", "bigint"),
+    ("closed_at", "timestamptz"), ("result_code", "text"), ("location_label", "text"),
+    ("precision_m", "integer"), ("ward_code", "text"), ("address_line", "text"),
+    ("postcode", "text"), ("type_name", "text"), ("place_text", "text"),
+    ("call_id", "bigint"), ("caller_name", "text"), ("caller_phone", "text"),
+    ("location_source", "text"), ("actor", "text"), ("user_id", "bigint"), ("key", "text"),
+    ("route", "text"), ("request_hash", "text"), ("response", "jsonb"),
+)  # fmt: skip
+_N = len(NEW_INCIDENT_COLUMNS)
+RECORD_NEW_INCIDENTS = f"""
+WITH v AS MATERIALIZED (
+    SELECT * FROM unnest({", ".join(f"${n}::{t}[]" for n, (_, t) in enumerate(NEW_INCIDENT_COLUMNS, 1))})
+        AS v({", ".join(c for c, _ in NEW_INCIDENT_COLUMNS)})),
+claim AS (
     INSERT INTO idempotency_keys (user_id, key, route, request_hash, status_code, response)
-    SELECT $34::bigint, $35::text, $36::text, $37::text, 201, $38::jsonb
-    WHERE $35::text IS NOT NULL
-    ON CONFLICT DO NOTHING RETURNING 1),
-go AS (SELECT 1 AS ok WHERE $35::text IS NULL OR EXISTS (SELECT 1 FROM claim)),
-marker AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($39::bigint) FROM go),
+    SELECT v.user_id, v.key, v.route, v.request_hash, 201, v.response FROM v
+    WHERE v.key IS NOT NULL
+    ON CONFLICT DO NOTHING RETURNING user_id, key),
+go AS MATERIALIZED (
+    SELECT v.* FROM v
+    WHERE v.key IS NULL
+       OR EXISTS (SELECT 1 FROM claim WHERE claim.user_id = v.user_id AND claim.key = v.key)),
+marker AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock_shared(${_N + 4}::bigint) FROM (SELECT 1 FROM go LIMIT 1) one),
 i AS (
     INSERT INTO incidents (id, ref, type_code, grade, grade_rule, status, lat, lng, address,
         area_code, description, risk, call_received_at, call_answered_at, created_at,
         target_at, created_by, closed_at, result_code, location_label, precision_m,
         ward_code, address_line, postcode, updated_at, search_tsv)
-    SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text, $6::text, $7::float8,
-           $8::float8, $9::text, $10::text, $11::text, $12::jsonb, $13::timestamptz,
-           $14::timestamptz, $15::timestamptz, $16::timestamptz, $17::bigint,
-           $18::timestamptz, $19::text, $20::text, $21::integer, $22::text, $23::text,
-           $24::text, $15::timestamptz,
-           cad_search_doc($2::text, $25::text, $26::text, $11::text, $28::text)
+    SELECT go.id, go.ref, go.type_code, go.grade, go.grade_rule, go.status, go.lat, go.lng,
+           go.address, go.area_code, go.description, go.risk, go.call_received_at,
+           go.call_answered_at, go.created_at, go.target_at, go.created_by, go.closed_at,
+           go.result_code, go.location_label, go.precision_m, go.ward_code, go.address_line,
+           go.postcode, go.created_at,
+           cad_search_doc(go.ref, go.type_name, go.place_text, go.description, go.caller_name)
     FROM go
     RETURNING id),
 c AS (
@@ -112,85 +135,69 @@ c AS (
         lat, lng, address, area_code, type_code, description, risk, received_at,
         answered_at, handler_id, location_label, precision_m, ward_code, postcode,
         created_at)
-    SELECT $27::bigint, i.id, 'incident_created', $28::text, $29::text, $30::text,
-           $7::float8, $8::float8, $9::text, $10::text, $3::text, $11::text, $12::jsonb,
-           $13::timestamptz, $14::timestamptz, $17::bigint, $20::text, $21::integer,
-           $22::text, $24::text, $15::timestamptz
-    FROM i
+    SELECT go.call_id, i.id, 'incident_created', go.caller_name, go.caller_phone,
+           go.location_source, go.lat, go.lng, go.address, go.area_code, go.type_code,
+           go.description, go.risk, go.call_received_at, go.call_answered_at, go.created_by,
+           go.location_label, go.precision_m, go.ward_code, go.postcode, go.created_at
+    FROM go JOIN i ON i.id = go.id
     RETURNING id),
 e AS (
     INSERT INTO events (seq, type, incident_id, unit_id, actor, data, areas, grade)
-    SELECT nextval('events_seq_seq'), x.type, x.incident_id, NULL, $31::text, x.data,
+    SELECT nextval('events_seq_seq'), x.type, x.incident_id, NULL, x.actor, x.data,
            -- What append_event records for a filter (its subselects would not see the
-           -- incident this statement inserts): the incident's area and grade.
-           CASE WHEN $10::text IS NULL THEN '{}'::text[] ELSE ARRAY[$10::text] END, $4::text
-    FROM marker, (SELECT i.id AS incident_id, t.type, t.data
-                  FROM i, unnest($32::text[], $33::jsonb[]) WITH ORDINALITY AS t(type, data, n)
+           -- incidents this statement inserts): the incident's area and grade.
+           CASE WHEN x.area_code IS NULL THEN '{{}}'::text[] ELSE ARRAY[x.area_code] END,
+           x.grade
+    FROM marker, (SELECT t.incident_id, t.type, t.data, go.actor, go.area_code, go.grade
+                  FROM unnest(${_N + 1}::bigint[], ${_N + 2}::text[], ${_N + 3}::jsonb[])
+                       WITH ORDINALITY AS t(incident_id, type, data, n)
+                  JOIN go ON go.id = t.incident_id JOIN i ON i.id = t.incident_id
                   ORDER BY t.n) x
     RETURNING seq)
-SELECT (SELECT count(*) FROM i) AS incidents, (SELECT count(*) FROM c) AS calls,
-       (SELECT count(*) FROM e) AS events"""
+SELECT ARRAY(SELECT id FROM i) AS written, (SELECT count(*) FROM c) AS calls,
+       (SELECT count(*) FROM e) AS events"""  # noqa: S608
 
 
-async def record_new_incident(
-    conn: asyncpg.Connection,
-    v: dict[str, Any],
-    call: dict[str, Any],
-    actor: str,
-    events: Sequence[tuple[str, dict[str, Any]]],
-    events_lock_key: int,
-    claim: tuple[int, str, str, str, str] | None,
-) -> bool:
-    """Write a new incident with everything that goes with it; False (and nothing written)
-    when ``claim`` (user id, key, route, request hash, answer) finds its key taken."""
-    user_id, key, route, body_hash, answer = claim or (None, None, None, None, None)
-    row = await conn.fetchrow(
-        RECORD_NEW_INCIDENT,
-        v["id"],
-        v["ref"],
-        v["type_code"],
-        v["grade"],
-        v["grade_rule"],
-        v["status"],
-        v["lat"],
-        v["lng"],
-        v["address"],
-        v["area_code"],
-        v["description"],
-        v["risk"],
-        v["call_received_at"],
-        v["call_answered_at"],
-        v["created_at"],
-        v["target_at"],
-        v["created_by"],
-        v["closed_at"],
-        v["result_code"],
-        v["location_label"],
-        v["precision_m"],
-        v["ward_code"],
-        v["address_line"],
-        v["postcode"],
-        v["type_name"],
-        v["place_text"],
-        call["id"],
-        call["caller_name"],
-        call["caller_phone"],
-        call["location_source"],
-        actor,
-        [t for t, _ in events],
-        [d for _, d in events],
-        user_id,
-        key,
-        route,
-        body_hash,
-        answer,
-        events_lock_key,
+@dataclass(frozen=True, slots=True)
+class NewIncident:
+    """One call's new incident as RECORD_NEW_INCIDENTS writes it."""
+
+    values: dict[str, Any]  # the incident's columns, its call's and the type and place text
+    actor: str
+    events: Sequence[tuple[str, dict[str, Any]]]
+    # (user id, key, route, request hash, answer) when the request came with a key.
+    claim: tuple[int, str, str, str, str] | None
+
+
+async def record_new_incidents(
+    conn: asyncpg.Connection, news: Sequence[NewIncident], events_lock_key: int
+) -> set[int]:
+    """Write new incidents with everything that goes with them; the ids written (a call
+    whose key turns out to be taken is left out, and nothing of it is written)."""
+    columns: list[list[Any]] = [[] for _ in NEW_INCIDENT_COLUMNS]
+    ev_ids: list[int] = []
+    ev_types: list[str] = []
+    ev_data: list[dict[str, Any]] = []
+    for new in news:
+        user_id, key, route, body_hash, answer = new.claim or (None, None, None, None, None)
+        row = new.values | {
+            "actor": new.actor, "user_id": user_id, "key": key, "route": route,
+            "request_hash": body_hash, "response": answer,
+        }  # fmt: skip
+        for column, (name, _) in zip(columns, NEW_INCIDENT_COLUMNS, strict=True):
+            column.append(row[name])
+        for event_type, data in new.events:
+            ev_ids.append(row["id"])
+            ev_types.append(event_type)
+            ev_data.append(data)
+    got = await conn.fetchrow(
+        RECORD_NEW_INCIDENTS, *columns, ev_ids, ev_types, ev_data, events_lock_key
     )
-    assert row is not None
-    if row["incidents"] == 0:
-        return False
-    assert row["calls"] == 1 and row["events"] == len(events)
-    return True
+    assert got is not None
+    written = set(got["written"])
+    assert got["calls"] == len(written)
+    assert got["events"] == sum(len(n.events) for n in news if n.values["id"] in written)
+    return written
 
 
 async def insert_call(conn: asyncpg.Connection, v: dict[str, Any]) -> asyncpg.Record:

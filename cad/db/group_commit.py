@@ -1,0 +1,107 @@
+"""Group commit: a worker's concurrent writes of one kind, sent as one statement.
+
+Each request prepares what it will write, hands it over and waits: whatever arrives
+while a statement is in flight goes out together in the next, one round trip and one
+commit for all of them. A request is answered only after the statement that holds its
+rows has committed, so acknowledged still means durable. A statement that PostgreSQL
+refuses wrote nothing: its items are then written one by one, so one bad call fails
+alone. A lost connection is different, since the statement may or may not have
+committed: every item of it gets the error (a 503), and a retry with the same
+Idempotency-Key replays the answer if it had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Generic, TypeVar
+
+import asyncpg
+import structlog
+
+from cad.db.pool import connection
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+class GroupCommit(Generic[T]):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        write: Callable[[asyncpg.Connection, Sequence[T]], Awaitable[set[int]]],
+        ident: Callable[[T], int],
+        key: Callable[[T], Hashable | None],
+        *,
+        max_batch: int = 64,
+        acquire_timeout_s: float = 10.0,
+    ) -> None:
+        """``write`` writes items in one statement and returns the idents it wrote (an
+        item left out wrote nothing: its key was taken); ``key`` names what must not
+        meet itself in one statement (an Idempotency-Key), or None."""
+        self.pool = pool
+        self.write = write
+        self.ident = ident
+        self.key = key
+        self.max_batch = max_batch
+        self.acquire_timeout_s = acquire_timeout_s
+        self._queue: list[tuple[T, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> bool:
+        """True once the item is written and committed; False if its key was taken."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, done))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name="group-commit")
+        # A request that goes away does not take its neighbours' statement with it.
+        return await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch = self._take()
+                try:
+                    await self._write(batch)
+                except asyncpg.PostgresError as exc:
+                    log.warning("group_commit.refused", items=len(batch), error=type(exc).__name__)
+                    for one in batch:
+                        try:
+                            await self._write([one])
+                        except Exception as alone:  # this item's own answer
+                            _fail([one], alone)
+                except Exception as exc:
+                    _fail(batch, exc)
+        finally:
+            self._flusher = None
+
+    def _take(self) -> list[tuple[T, asyncio.Future[bool]]]:
+        """Up to max_batch items in arrival order, each key once (a repeat waits for the
+        next statement, where it finds its key taken and replays)."""
+        batch: list[tuple[T, asyncio.Future[bool]]] = []
+        rest: list[tuple[T, asyncio.Future[bool]]] = []
+        keys: set[Hashable] = set()
+        for entry in self._queue:
+            k = self.key(entry[0])
+            if len(batch) >= self.max_batch or (k is not None and k in keys):
+                rest.append(entry)
+                continue
+            if k is not None:
+                keys.add(k)
+            batch.append(entry)
+        self._queue = rest
+        return batch
+
+    async def _write(self, batch: list[tuple[T, asyncio.Future[bool]]]) -> None:
+        async with connection(self.pool, self.acquire_timeout_s) as conn:
+            written = await self.write(conn, [item for item, _ in batch])
+        for item, done in batch:
+            if not done.done():
+                done.set_result(self.ident(item) in written)
+
+
+def _fail(batch: Sequence[tuple[object, asyncio.Future[bool]]], exc: BaseException) -> None:
+    for _, done in batch:
+        if not done.done():
+            done.set_exception(exc)
