@@ -30,7 +30,7 @@ from cad.auth.router import router as auth_router
 from cad.auth.service import Auth
 from cad.auth.throttle import SigninThrottle
 from cad.calls.router import router as calls_router
-from cad.calls.service import intake_writer
+from cad.calls.service import intake_batching
 from cad.catalogue.router import router as catalogue_router
 from cad.config import Settings, get_settings
 from cad.db.pool import DB_DOWN_ERRORS, create_pool
@@ -255,7 +255,7 @@ async def _build_state(settings: Settings, pool: asyncpg.Pool, redis: Redis) -> 
         stream_prefix=stream_prefix,
     )
     state.limiter = RateLimiter(redis, settings.redis_prefix, settings.rate_limit_per_min)
-    state.intake = intake_writer(pool, settings.db_acquire_timeout_s)
+    state.intake = intake_batching(pool, settings.db_acquire_timeout_s)
     throttle = SigninThrottle(
         redis,
         stream_prefix,

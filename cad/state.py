@@ -10,7 +10,6 @@ from redis.asyncio import Redis
 
 from cad.auth.service import Auth
 from cad.config import Settings
-from cad.db.group_commit import GroupCommit
 from cad.events.hub import Hub
 from cad.fleet import FleetSync
 from cad.grading import Grade, IncidentType, Rule
@@ -24,7 +23,7 @@ from gis.projection import Projector
 
 if TYPE_CHECKING:
     # The leader is given this state, so it cannot be imported at run time here.
-    from cad.incidents.repository import NewIncident
+    from cad.calls.service import IntakeBatching
     from cad.leader import Leader
 
 
@@ -46,8 +45,8 @@ class AppState:
     fleet: FleetSync | None = None
     leader: Leader | None = None
     limiter: RateLimiter | None = None
-    # The worker's group commit of new incidents (cad.calls.service.intake_writer).
-    intake: GroupCommit[NewIncident] | None = None
+    # The worker's shared reads and writes of new incidents (cad.calls.service).
+    intake: IntakeBatching | None = None
     # Sign-in throttle and the guard of ended sessions (cad/auth).
     auth: Auth | None = None
     # Sector level within the areas (London's 2014 wards by default); None when an imported

@@ -32,11 +32,16 @@ async def record_call(
         claim = idempotency.claim_for(
             principal.user_id, idempotency_key, ROUTE, body.model_dump(mode="json")
         )
-        async with one_statement(state) as conn:
-            prepared = await service.prepare_new_incident(
-                conn, state, body, principal.user_id, principal.actor, claim
-            )
-        # The connection goes back before the write waits for its statement.
+        assert body.location is not None
+        spot = service.point_spot(state, body.location)
+        if spot is None:  # an address: the gazetteer first
+            async with one_statement(state) as conn:
+                spot = await service.find_spot(conn, state, body.location)
+        # Read and written in the worker's shared statements, holding no connection
+        # while it waits for them.
+        prepared = await service.prepare_new_incident(
+            None, state, body, principal.user_id, principal.actor, claim, spot=spot
+        )
         new = await service.commit_new_incident(state, prepared)
         if new is None:
             assert claim is not None

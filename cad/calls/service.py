@@ -82,11 +82,9 @@ async def locate(conn: asyncpg.Connection, state: AppState, location: Location) 
 
 
 async def find_spot(conn: asyncpg.Connection, state: AppState, location: Location) -> Spot:
-    if location.lat is not None and location.lng is not None:
-        lat, lng = location.lat, location.lng
-        if not state.areas.contains(lat, lng):
-            raise Invalid("location", f"({lat:.5f}, {lng:.5f}) is outside the service area")
-        return Spot(lat, lng, location.address)
+    spot = point_spot(state, location)
+    if spot is not None:
+        return spot
     assert location.address is not None
     resolved = await places.resolve_address(conn, state, location.address)
     return Spot(
@@ -97,6 +95,17 @@ async def find_spot(conn: asyncpg.Connection, state: AppState, location: Locatio
         resolved.precision_m,
         resolved.label if resolved.kind == "postcode" else None,
     )
+
+
+def point_spot(state: AppState, location: Location) -> Spot | None:
+    """The spot of a location given as a point (no database needed), or None for an
+    address, which the gazetteer resolves (find_spot)."""
+    if location.lat is None or location.lng is None:
+        return None
+    lat, lng = location.lat, location.lng
+    if not state.areas.contains(lat, lng):
+        raise Invalid("location", f"({lat:.5f}, {lng:.5f}) is outside the service area")
+    return Spot(lat, lng, location.address)
 
 
 def located(state: AppState, spot: Spot, near: dict[str, Any]) -> Located:
@@ -454,12 +463,14 @@ class Prepared:
 
 
 async def prepare_new_incident(
-    conn: asyncpg.Connection,
+    conn: asyncpg.Connection | None,
     state: AppState,
     body: CallIn,
     user_id: int,
     actor: str,
     claim: idempotency.Claim | None,
+    *,
+    spot: Spot | None = None,
 ) -> Prepared:
     """The call that makes a new incident, in two round trips (three for an address,
     which the gazetteer resolves first): ONE read of the new numbers, the place, the
@@ -467,24 +478,33 @@ async def prepare_new_incident(
     call, its events and the answer kept under the Idempotency-Key, on a connection
     outside any transaction (the statement commits as a whole), with other calls of the
     moment (commit_new_incident) or alone (record_new_incident). Here: the read, the
-    decisions and the answer; nothing is written yet."""
+    decisions and the answer; nothing is written yet. Without ``conn`` the read is the
+    worker's shared one (AppState.intake) and ``spot`` comes found: a request waiting
+    for a shared statement holds no pool connection, or fifty of them would hold every
+    connection that statement needs."""
     assert body.location is not None and makes_new_incident(body)
     now = datetime.now(UTC)
     received, answered = _check_times(body, now)
-    spot = await find_spot(conn, state, body.location)
+    if spot is None:
+        assert conn is not None
+        spot = await find_spot(conn, state, body.location)
     itype = known_type(state, body.incident_type)
     phone = body.caller.phone
     easting, northing = places.bng(state, spot.lat, spot.lng)
     day = local_day(now)
     dlat, dlng, since = _duplicate_window(spot.lat, now)
     marker_dlat, marker_dlng = markers_service.search_box(spot.lat)
-    read = await incidents_repo.read_for_new_incident(
-        conn, lat=spot.lat, lng=spot.lng, dlat=dlat, dlng=dlng, since=since, phone=phone,
-        day=day, suffix=ref_suffix(day), easting=easting, northing=northing,
-        postcode=spot.postcode, postcode_within_m=places.REVERSE_MAX_M,
-        has_phone=markers_repo.has_phone(phone), now=now, marker_dlat=marker_dlat,
-        marker_dlng=marker_dlng,
+    query = incidents_repo.IntakeQuery(
+        lat=spot.lat, lng=spot.lng, dlat=dlat, dlng=dlng, since=since, phone=phone, day=day,
+        suffix=ref_suffix(day), easting=easting, northing=northing, postcode=spot.postcode,
+        postcode_within_m=places.REVERSE_MAX_M, has_phone=markers_repo.has_phone(phone),
+        now=now, marker_dlat=marker_dlat, marker_dlng=marker_dlng,
     )  # fmt: skip
+    if conn is None:
+        assert state.intake is not None
+        read = await state.intake.reads.submit(query)
+    else:
+        (read,) = await incidents_repo.read_for_new_incidents(conn, [query])
     where = located(
         state, spot, places.reverse_from_rows(state, spot.lat, spot.lng, read.postcodes)
     )
@@ -579,7 +599,7 @@ async def commit_new_incident(state: AppState, prepared: Prepared) -> Recorded |
     """Write a prepared new incident with the worker's other calls of the moment, in one
     statement (cad/db/group_commit.py); answered once that statement has committed."""
     assert state.intake is not None
-    ok = await state.intake.submit(prepared.new)
+    ok = await state.intake.writes.submit(prepared.new)
     return _recorded(prepared, {prepared.new.values["id"]} if ok else set())
 
 
@@ -591,22 +611,34 @@ def _recorded(prepared: Prepared, written: set[int]) -> Recorded | None:
     return prepared.recorded
 
 
-def intake_writer(
-    pool: asyncpg.Pool, acquire_timeout_s: float
-) -> GroupCommit[incidents_repo.NewIncident]:
-    """The worker's group commit of new incidents (AppState.intake)."""
+@dataclass(frozen=True, slots=True)
+class IntakeBatching:
+    """The worker's group statements for new incidents' calls: the reads, the writes."""
+
+    reads: GroupCommit[incidents_repo.IntakeQuery, incidents_repo.IntakeRead]
+    writes: GroupCommit[incidents_repo.NewIncident, bool]
+
+
+def intake_batching(pool: asyncpg.Pool, acquire_timeout_s: float) -> IntakeBatching:
+    """AppState.intake: each of a worker's concurrent calls is one row of a shared read
+    and of a shared write (cad/db/group_commit.py)."""
 
     async def write(
         conn: asyncpg.Connection, news: Sequence[incidents_repo.NewIncident]
-    ) -> set[int]:
-        return await incidents_repo.record_new_incidents(conn, news, EVENTS_LOCK_KEY)
+    ) -> list[bool]:
+        written = await incidents_repo.record_new_incidents(conn, news, EVENTS_LOCK_KEY)
+        return [new.values["id"] in written for new in news]
 
-    return GroupCommit(
-        pool,
-        write,
-        ident=lambda new: int(new.values["id"]),
-        key=lambda new: None if new.claim is None else (new.claim[0], new.claim[1]),
-        acquire_timeout_s=acquire_timeout_s,
+    return IntakeBatching(
+        GroupCommit(
+            pool, incidents_repo.read_for_new_incidents, acquire_timeout_s=acquire_timeout_s
+        ),
+        GroupCommit(
+            pool,
+            write,
+            key=lambda new: None if new.claim is None else (new.claim[0], new.claim[1]),
+            acquire_timeout_s=acquire_timeout_s,
+        ),
     )
 
 

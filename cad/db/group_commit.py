@@ -1,8 +1,8 @@
-"""Group commit: a worker's concurrent writes of one kind, sent as one statement.
+"""Group commit: a worker's concurrent statements of one kind, sent as one.
 
-Each request prepares what it will write, hands it over and waits: whatever arrives
-while a statement is in flight goes out together in the next, one round trip and one
-commit for all of them. A request is answered only after the statement that holds its
+Each request prepares what it will write (or ask), hands it over and waits: whatever
+arrives while a statement is in flight goes out together in the next, one round trip
+and one commit for all of them. A request is answered only after the statement that holds its
 rows has committed, so acknowledged still means durable. A statement that PostgreSQL
 refuses wrote nothing: its items are then written one by one, so one bad call fails
 alone. A lost connection is different, since the statement may or may not have
@@ -24,34 +24,37 @@ from cad.db.pool import connection
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-class GroupCommit(Generic[T]):
+class GroupCommit(Generic[T, R]):
     def __init__(
         self,
         pool: asyncpg.Pool,
-        write: Callable[[asyncpg.Connection, Sequence[T]], Awaitable[set[int]]],
-        ident: Callable[[T], int],
-        key: Callable[[T], Hashable | None],
+        run: Callable[[asyncpg.Connection, Sequence[T]], Awaitable[Sequence[R]]],
+        key: Callable[[T], Hashable | None] = lambda _: None,
         *,
         max_batch: int = 64,
         acquire_timeout_s: float = 10.0,
     ) -> None:
-        """``write`` writes items in one statement and returns the idents it wrote (an
-        item left out wrote nothing: its key was taken); ``key`` names what must not
-        meet itself in one statement (an Idempotency-Key), or None."""
+        """``run`` runs items in one statement and returns each one's result, in order;
+        ``key`` names what must not meet itself in one statement (an Idempotency-Key),
+        or None."""
         self.pool = pool
-        self.write = write
-        self.ident = ident
+        self.run = run
         self.key = key
         self.max_batch = max_batch
         self.acquire_timeout_s = acquire_timeout_s
-        self._queue: list[tuple[T, asyncio.Future[bool]]] = []
+        # What it has sent: statements, and the items in them (items ÷ statements is the
+        # sharing a worker gets under its load).
+        self.statements = 0
+        self.items = 0
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def submit(self, item: T) -> bool:
-        """True once the item is written and committed; False if its key was taken."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async def submit(self, item: T) -> R:
+        """The item's result, once the statement that held it has committed."""
+        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, done))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name="group-commit")
@@ -76,11 +79,11 @@ class GroupCommit(Generic[T]):
         finally:
             self._flusher = None
 
-    def _take(self) -> list[tuple[T, asyncio.Future[bool]]]:
+    def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
         """Up to max_batch items in arrival order, each key once (a repeat waits for the
         next statement, where it finds its key taken and replays)."""
-        batch: list[tuple[T, asyncio.Future[bool]]] = []
-        rest: list[tuple[T, asyncio.Future[bool]]] = []
+        batch: list[tuple[T, asyncio.Future[R]]] = []
+        rest: list[tuple[T, asyncio.Future[R]]] = []
         keys: set[Hashable] = set()
         for entry in self._queue:
             k = self.key(entry[0])
@@ -93,15 +96,17 @@ class GroupCommit(Generic[T]):
         self._queue = rest
         return batch
 
-    async def _write(self, batch: list[tuple[T, asyncio.Future[bool]]]) -> None:
+    async def _write(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        self.statements += 1
+        self.items += len(batch)
         async with connection(self.pool, self.acquire_timeout_s) as conn:
-            written = await self.write(conn, [item for item, _ in batch])
-        for item, done in batch:
+            results = await self.run(conn, [item for item, _ in batch])
+        for (_, done), result in zip(batch, results, strict=True):
             if not done.done():
-                done.set_result(self.ident(item) in written)
+                done.set_result(result)
 
 
-def _fail(batch: Sequence[tuple[object, asyncio.Future[bool]]], exc: BaseException) -> None:
+def _fail(batch: Sequence[tuple[object, asyncio.Future[R]]], exc: BaseException) -> None:
     for _, done in batch:
         if not done.done():
             done.set_exception(exc)

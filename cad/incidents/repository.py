@@ -28,57 +28,49 @@ class IntakeRead:
     duplicates: list[dict[str, Any]]  # open incidents near in place and time
 
 
-async def read_for_new_incident(
-    conn: asyncpg.Connection,
-    *,
-    lat: float,
-    lng: float,
-    dlat: float,
-    dlng: float,
-    since: datetime,
-    phone: str,
-    day: date,
-    suffix: str,
-    easting: float,
-    northing: float,
-    postcode: str | None,
-    postcode_within_m: float,
-    has_phone: bool,
-    now: datetime,
-    marker_dlat: float,
-    marker_dlng: float,
-) -> IntakeRead:
-    """The new numbers, the place (nearest postcodes), the markers and the duplicate
-    search in ONE round trip: each part as an array of rows. The markers' postcode
-    candidates are the given one and every postcode near enough to be the place's (the
-    service keeps those of the one it settles on). Numbers drawn for a call that is then
-    refused or replayed are gaps, as a rolled-back call's always were."""
-    row = await conn.fetchrow(
-        READ_FOR_NEW_INCIDENT,
-        lat,
-        lng,
-        dlat,
-        dlng,
-        since,
-        phone,
-        day,
-        suffix,
-        easting,
-        northing,
-        postcode,
-        postcode_within_m,
-        has_phone,
-        now,
-        marker_dlat,
-        marker_dlng,
-    )
-    assert row is not None
-    return IntakeRead(
-        ids={"id": row["new_id"], "call_id": row["new_call_id"], "ref": row["new_ref"]},
-        postcodes=[dict(zip(POSTCODE_FIELDS, r, strict=True)) for r in row["postcodes"]],
-        markers=[dict(zip(MATCH_FIELDS, r, strict=True)) for r in row["markers"]],
-        duplicates=[dict(zip(DUPLICATE_FIELDS, r, strict=True)) for r in row["duplicates"]],
-    )
+@dataclass(frozen=True, slots=True)
+class IntakeQuery:
+    """What one new incident's call asks of the database (INTAKE_READ_COLUMNS)."""
+
+    lat: float
+    lng: float
+    dlat: float
+    dlng: float
+    since: datetime
+    phone: str
+    day: date
+    suffix: str
+    easting: float
+    northing: float
+    postcode: str | None
+    postcode_within_m: float
+    has_phone: bool
+    now: datetime
+    marker_dlat: float
+    marker_dlng: float
+
+
+async def read_for_new_incidents(
+    conn: asyncpg.Connection, queries: Sequence[IntakeQuery]
+) -> list[IntakeRead]:
+    """For each call, in ONE round trip for all of them: its new numbers, its place (the
+    nearest postcodes), its markers and its duplicate search, each as an array of rows.
+    The markers' postcode candidates are the given one and every postcode near enough
+    to be the place's (the service keeps those of the one it settles on). Numbers drawn
+    for a call that is then refused or replayed are gaps, as a rolled-back call's always
+    were."""
+    columns = [[getattr(q, name) for q in queries] for name, _ in INTAKE_READ_COLUMNS]
+    rows = await conn.fetch(READ_FOR_NEW_INCIDENTS, *columns)
+    assert [r["k"] for r in rows] == list(range(1, len(queries) + 1))
+    return [
+        IntakeRead(
+            ids={"id": r["new_id"], "call_id": r["new_call_id"], "ref": r["new_ref"]},
+            postcodes=[dict(zip(POSTCODE_FIELDS, p, strict=True)) for p in r["postcodes"] or ()],
+            markers=[dict(zip(MATCH_FIELDS, m, strict=True)) for m in r["markers"]],
+            duplicates=[dict(zip(DUPLICATE_FIELDS, d, strict=True)) for d in r["duplicates"]],
+        )
+        for r in rows
+    ]
 
 
 # New incidents, each with its first call, its events and the Idempotency-Key's answer,
@@ -339,43 +331,75 @@ DUPLICATE_FIELDS = (
     "id", "ref", "type_code", "grade", "status", "lat", "lng", "created_at", "address",
     "address_line", "description", "same_phone",
 )  # fmt: skip
-NEARBY_OPEN_INCIDENTS = """SELECT i.id, i.ref, i.type_code, i.grade, i.status, i.lat, i.lng,
+
+
+def nearby_open_sql(
+    *, lat: str, lng: str, dlat: str, dlng: str, since: str, phone: str
+) -> str:  # fmt: skip
+    """The duplicate search with the given parameter expressions."""
+    return f"""SELECT i.id, i.ref, i.type_code, i.grade, i.status, i.lat, i.lng,
                   i.created_at, i.address, i.address_line, i.description,
-                  ($6::text <> '' AND coalesce((
+                  ({phone}::text <> '' AND coalesce((
                       SELECT true FROM calls c
-                      WHERE c.incident_id = i.id AND c.caller_phone = $6::text LIMIT 1), false)
+                      WHERE c.incident_id = i.id AND c.caller_phone = {phone}::text LIMIT 1), false)
                   ) AS same_phone
            FROM incidents i
            WHERE i.status <> 'closed' AND i.merged_into IS NULL
-             AND point(i.lng, i.lat) <@ box(point($2::float8 - $4::float8, $1::float8 - $3::float8),
-                                            point($2::float8 + $4::float8, $1::float8 + $3::float8))
-             AND i.created_at >= $5
-           ORDER BY i.created_at DESC LIMIT 50"""
+             AND point(i.lng, i.lat) <@ box(point({lng}::float8 - {dlng}::float8, {lat}::float8 - {dlat}::float8),
+                                            point({lng}::float8 + {dlng}::float8, {lat}::float8 + {dlat}::float8))
+             AND i.created_at >= {since}
+           ORDER BY i.created_at DESC LIMIT 50"""  # noqa: S608
 
-# Made once from constants: no value ever reaches the text. $1–$8 as the duplicate search
-# numbers them; the postcodes ($9–$12) and the markers ($11–$16) after.
-READ_FOR_NEW_INCIDENT = f"""WITH ids AS MATERIALIZED (
-        SELECT nextval('incidents_id_seq') AS new_id, nextval('calls_id_seq') AS new_call_id,
-               'CAD ' || incident_ref_next($7::date) || '/' || $8::text AS new_ref),
-    near AS MATERIALIZED ({NEAREST_POSTCODES_SQL.format(e="$9", n="$10", limit=NEAREST_POSTCODES)})
-    SELECT ids.new_id, ids.new_call_id, ids.new_ref,
-        ARRAY(SELECT ROW(p.*) FROM near p ORDER BY p.distance_m, p.postcode) AS postcodes,
-        ARRAY(SELECT ROW(m.*) FROM ({
+
+NEARBY_OPEN_INCIDENTS = nearby_open_sql(
+    lat="$1", lng="$2", dlat="$3", dlng="$4", since="$5", phone="$6"
+)
+
+# Made once from constants: no value ever reaches the text. One row per call read, in
+# the order given (k); the postcodes near each are read once, for the place and for the
+# markers' candidates.
+INTAKE_READ_COLUMNS = (
+    ("lat", "float8"), ("lng", "float8"), ("dlat", "float8"), ("dlng", "float8"),
+    ("since", "timestamptz"), ("phone", "text"), ("day", "date"), ("suffix", "text"),
+    ("easting", "float8"), ("northing", "float8"), ("postcode", "text"),
+    ("postcode_within_m", "float8"), ("has_phone", "boolean"), ("now", "timestamptz"),
+    ("marker_dlat", "float8"), ("marker_dlng", "float8"),
+)  # fmt: skip
+READ_FOR_NEW_INCIDENTS = f"""
+SELECT q.k, nextval('incidents_id_seq') AS new_id, nextval('calls_id_seq') AS new_call_id,
+       'CAD ' || incident_ref_next(q.day) || '/' || q.suffix AS new_ref,
+       near.postcodes,
+       ARRAY(SELECT ROW(m.*) FROM ({
     match_sql(
-        lat="$1",
-        lng="$2",
-        has_phone="$13",
-        now="$14",
-        phone="$6",
-        dlat="$15",
-        dlng="$16",
-        postcodes="array_append(ARRAY(SELECT postcode FROM near WHERE distance_m <= $12), $11::text)",
+        lat="q.lat",
+        lng="q.lng",
+        has_phone="q.has_phone",
+        now="q.now",
+        phone="q.phone",
+        dlat="q.marker_dlat",
+        dlng="q.marker_dlng",
+        postcodes="array_append(near.candidates, q.postcode)",
     )
 }) m) AS markers,
-        ARRAY(SELECT ROW(d.*) FROM ({
-    NEARBY_OPEN_INCIDENTS
+       ARRAY(SELECT ROW(d.*) FROM ({
+    nearby_open_sql(
+        lat="q.lat",
+        lng="q.lng",
+        dlat="q.dlat",
+        dlng="q.dlng",
+        since="q.since",
+        phone="q.phone",
+    )
 }) d ORDER BY d.created_at DESC) AS duplicates
-    FROM ids"""  # noqa: S608
+FROM unnest({", ".join(f"${n}::{t}[]" for n, (_, t) in enumerate(INTAKE_READ_COLUMNS, 1))})
+     WITH ORDINALITY AS q({", ".join(c for c, _ in INTAKE_READ_COLUMNS)}, k)
+CROSS JOIN LATERAL (
+    -- Each NULL when there is no postcode at all (a gazetteer not loaded).
+    SELECT array_agg(ROW(p.*) ORDER BY p.distance_m, p.postcode) AS postcodes,
+           array_agg(p.postcode) FILTER (WHERE p.distance_m <= q.postcode_within_m) AS candidates
+    FROM ({NEAREST_POSTCODES_SQL.format(e="q.easting", n="q.northing", limit=NEAREST_POSTCODES)}) p
+) near
+ORDER BY q.k"""  # noqa: S608
 
 
 async def set_grade(

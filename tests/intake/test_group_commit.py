@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import date, timedelta
 
 import asyncpg
+import pytest
 
 from cad.db.group_commit import GroupCommit
 from cad.db.pool import create_pool
 from cad.errors import Unavailable
+from tests.conftest import Api, call_body
+from tests.intake._support import offset, post_call
+from tests.retrieval._support import LAMBETH, call, ok
 
 
 async def test_concurrent_writes_share_statements_and_a_refused_one_fails_alone(
@@ -24,7 +29,7 @@ async def test_concurrent_writes_share_statements_and_a_refused_one_fails_alone(
         )
         statements: list[int] = []
 
-        async def write(conn: asyncpg.Connection, items: Sequence[tuple[int, str]]) -> set[int]:
+        async def write(conn: asyncpg.Connection, items: Sequence[tuple[int, str]]) -> list[bool]:
             statements.append(len(items))
             rows = await conn.fetch(
                 """INSERT INTO gc_items (id, key) SELECT * FROM unnest($1::bigint[], $2::text[])
@@ -32,9 +37,10 @@ async def test_concurrent_writes_share_statements_and_a_refused_one_fails_alone(
                 [i for i, _ in items],
                 [k for _, k in items],
             )
-            return {r["id"] for r in rows}
+            written = {r["id"] for r in rows}
+            return [i in written for i, _ in items]
 
-        group = GroupCommit(pool, write, ident=lambda it: it[0], key=lambda it: it[1])
+        group = GroupCommit(pool, write, key=lambda it: it[1])
         items = [(n, f"k{n}") for n in range(1, 41)]
         items[17] = (-18, "k18")  # the CHECK refuses it: its statement wrote nothing
         items[30] = (31, "k5")  # a key repeated: not in k5's statement, and finds it taken
@@ -64,12 +70,12 @@ async def test_a_lost_connection_fails_every_write_of_its_statement(db_url: str)
     pool = await create_pool(db_url, 1, 4, 10)
     try:
 
-        async def write(conn: asyncpg.Connection, items: Sequence[int]) -> set[int]:
+        async def write(conn: asyncpg.Connection, items: Sequence[int]) -> list[bool]:
             if len(items) > 1:
                 await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
-            return set(items)
+            return [True for _ in items]
 
-        group = GroupCommit(pool, write, ident=lambda it: it, key=lambda it: None)
+        group = GroupCommit(pool, write)
         assert await group.submit(1) is True  # alone: written
         got = await asyncio.gather(*(group.submit(n) for n in range(2, 6)), return_exceptions=True)
         # Not retried one by one (which could write twice what had committed): each is
@@ -77,3 +83,46 @@ async def test_a_lost_connection_fails_every_write_of_its_statement(db_url: str)
         assert all(isinstance(g, Unavailable) for g in got), got
     finally:
         await pool.close()
+
+
+@pytest.mark.gazetteer
+async def test_calls_that_share_statements_each_get_their_own_answer(api: Api) -> None:
+    """Concurrent calls at different places, read and written in shared statements: each
+    answer holds its own place, markers and duplicates, as the same call alone would."""
+    spots = [offset(*LAMBETH, north_m=700 * n, east_m=300 * (n % 3)) for n in range(8)]
+    marker = await ok(
+        await api.as_(
+            "supervisor",
+            "POST",
+            "/api/markers",
+            json={
+                "category": "firearms", "text": "Licensed shotgun holder", "lat": spots[2][0],
+                "lng": spots[2][1], "radius_m": 50,
+                "review_at": (date.today() + timedelta(days=90)).isoformat(),
+            },
+        ),
+        201,
+    )  # fmt: skip
+    earlier = (await call(api, "THEFT", at=spots[5]))["incident"]
+    await api.headers("handler")
+    reads, writes = api.state.intake.reads, api.state.intake.writes
+    before = (reads.statements, writes.statements)
+    bodies = [call_body("THEFT", *spots[n % 8], description=f"call {n}") for n in range(32)]
+    answers = [await ok(r, 201) for r in await asyncio.gather(*(post_call(api, b) for b in bodies))]
+    assert reads.statements - before[0] < 16 and writes.statements - before[1] < 16
+
+    for n, answer in enumerate(answers):
+        lat, lng = spots[n % 8]
+        incident = answer["incident"]
+        assert (incident["lat"], incident["lng"], incident["description"]) == (
+            lat, lng, f"call {n}",
+        )  # fmt: skip
+        near = await ok(
+            await api.as_("handler", "GET", "/api/places/reverse", params={"lat": lat, "lng": lng})
+        )
+        assert incident["address_line"] == near["line"], n
+        assert [m["id"] for m in answer["markers"]] == ([marker["id"]] if n % 8 == 2 else []), n
+        if n % 8 == 5:
+            assert earlier["id"] in [d["id"] for d in answer["possible_duplicates"]], n
+        else:
+            assert earlier["id"] not in [d["id"] for d in answer["possible_duplicates"]], n
