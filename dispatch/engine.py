@@ -277,37 +277,31 @@ async def run_once(
             (a for a in arrived if a.grade in rank and a.incident_id not in memory.seen),
             key=lambda a: (rank[a.grade], a.incident_id),
         )
-        actions = _plan(queue, directory, eta, now, stale_after_s, divert_min_saving_s)
+        actions = plan_actions(
+            queue,
+            directory,
+            eta,
+            now,
+            stale_after_s=stale_after_s,
+            divert_min_saving_s=divert_min_saving_s,
+        )
         memory.remember_short(queue, actions, arrivals=True)
     else:
         async with transaction() as conn:
             rows = await repo.pending_queue(conn, list(grades))
         queue = _still_short(rows, directory, plans)
         planned = queue if memory is None else memory.worth_planning(queue, directory, now)
-        actions = _plan(planned, directory, eta, now, stale_after_s, divert_min_saving_s)
+        actions = plan_actions(
+            planned,
+            directory,
+            eta,
+            now,
+            stale_after_s=stale_after_s,
+            divert_min_saving_s=divert_min_saving_s,
+        )
         if memory is not None:
             memory.remember_short(queue, actions, [r["id"] for r in rows])
     return [a for a in actions if await _commit(transaction, emit, directory, a)]
-
-
-def _plan(
-    queue: Sequence[QueueItem],
-    directory: UnitDirectory,
-    eta: EtaModel,
-    now: datetime,
-    stale_after_s: int,
-    divert_min_saving_s: int,
-) -> list[Action]:
-    if not queue:
-        return []
-    return plan_actions(
-        queue,
-        directory,
-        eta,
-        now,
-        stale_after_s=stale_after_s,
-        divert_min_saving_s=divert_min_saving_s,
-    )
 
 
 def _still_short(

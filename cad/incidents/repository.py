@@ -365,32 +365,21 @@ INTAKE_READ_COLUMNS = (
     ("postcode_within_m", "float8"), ("has_phone", "boolean"), ("now", "timestamptz"),
     ("marker_dlat", "float8"), ("marker_dlng", "float8"),
 )  # fmt: skip
+_INTAKE_MARKERS = match_sql(
+    lat="q.lat", lng="q.lng", has_phone="q.has_phone", now="q.now", phone="q.phone",
+    dlat="q.marker_dlat", dlng="q.marker_dlng",
+    postcodes="array_append(near.candidates, q.postcode)",
+)  # fmt: skip
+_INTAKE_DUPLICATES = nearby_open_sql(
+    lat="q.lat", lng="q.lng", dlat="q.dlat", dlng="q.dlng", since="q.since", phone="q.phone"
+)
 READ_FOR_NEW_INCIDENTS = f"""
 SELECT q.k, nextval('incidents_id_seq') AS new_id, nextval('calls_id_seq') AS new_call_id,
        'CAD ' || incident_ref_next(q.day) || '/' || q.suffix AS new_ref,
        near.postcodes,
-       ARRAY(SELECT ROW(m.*) FROM ({
-    match_sql(
-        lat="q.lat",
-        lng="q.lng",
-        has_phone="q.has_phone",
-        now="q.now",
-        phone="q.phone",
-        dlat="q.marker_dlat",
-        dlng="q.marker_dlng",
-        postcodes="array_append(near.candidates, q.postcode)",
-    )
-}) m) AS markers,
-       ARRAY(SELECT ROW(d.*) FROM ({
-    nearby_open_sql(
-        lat="q.lat",
-        lng="q.lng",
-        dlat="q.dlat",
-        dlng="q.dlng",
-        since="q.since",
-        phone="q.phone",
-    )
-}) d ORDER BY d.created_at DESC) AS duplicates
+       ARRAY(SELECT ROW(m.*) FROM ({_INTAKE_MARKERS}) m) AS markers,
+       ARRAY(SELECT ROW(d.*) FROM ({_INTAKE_DUPLICATES}) d ORDER BY d.created_at DESC)
+           AS duplicates
 FROM unnest({", ".join(f"${n}::{t}[]" for n, (_, t) in enumerate(INTAKE_READ_COLUMNS, 1))})
      WITH ORDINALITY AS q({", ".join(c for c, _ in INTAKE_READ_COLUMNS)}, k)
 CROSS JOIN LATERAL (
