@@ -277,6 +277,12 @@ async def run_once(
             (a for a in arrived if a.grade in rank and a.incident_id not in memory.seen),
             key=lambda a: (rank[a.grade], a.incident_id),
         )
+        if queue:
+            # As the event told of them, unless something has happened to them since
+            # (units sent with the call, a dispatcher first): those wait for a read.
+            async with transaction() as conn:
+                fresh = await repo.untouched(conn, [a.incident_id for a in queue])
+            queue = [a for a in queue if a.incident_id in fresh]
         actions = plan_actions(
             queue,
             directory,

@@ -273,6 +273,20 @@ async def pending_queue(
     return rows
 
 
+async def untouched(conn: asyncpg.Connection, incident_ids: list[int]) -> set[int]:
+    """Of these incidents, those still pending with no unit on them: what an arrival
+    from its incident.created event says (an emergency or an import may have sent units
+    in the transaction that created it)."""
+    rows = await conn.fetch(
+        """SELECT i.id FROM incidents i
+           WHERE i.id = ANY($1::bigint[]) AND i.status = 'pending' AND i.merged_into IS NULL
+             AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.incident_id = i.id
+                             AND a.status IN ('dispatched', 'en_route', 'on_scene'))""",
+        incident_ids,
+    )
+    return {r["id"] for r in rows}
+
+
 async def upsert_unit(conn: asyncpg.Connection, unit: dict[str, Any]) -> int:
     unit_id: int = await conn.fetchval(
         """INSERT INTO units (callsign, unit_type, capabilities, home_station, area_code, status,

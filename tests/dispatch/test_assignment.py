@@ -359,9 +359,26 @@ async def test_engine_plans_arrivals_without_reading_the_queue(api: Api) -> None
             incident["id"], "I", "VIOLENCE", incident["lat"], incident["lng"], api.state.plans
         )
 
+    # One more, with a unit sent to it in the transaction that created it (as an
+    # emergency sends its units): its incident.created event still says "pending".
+    sent = await create(api, "VIOLENCE", 51.50, -0.12, ongoing=True)
+    conn = await connect(api.settings.database_url)
+    try:
+        await conn.execute(
+            """WITH u AS (UPDATE units SET status = 'dispatched' WHERE callsign = 'CL12'
+                          RETURNING id)
+               INSERT INTO assignments (incident_id, unit_id, assigned_by)
+               SELECT $1, u.id, 'test' FROM u""",
+            sent["id"],
+        )
+    finally:
+        await conn.close()
+    assert memory.only_arrivals(api.state.directory, datetime.now(UTC))
+
     # No unit counted as come free since the read: only the incident its event told of
-    # is planned; a read of the queue would have served both.
-    first = await engine_pass(api, memory, arrived=[item(told)])
+    # is planned (a read of the queue would have served both), and not the one that
+    # already has a unit, though its event said it had none.
+    first = await engine_pass(api, memory, arrived=[item(told), item(sent)])
     assert {a.incident_id for a in first} == {told["id"]} and len(first) == 2
     # The same arrival told again (an event that a read had already covered): planned
     # once only, though two units stand free beside it.
