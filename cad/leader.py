@@ -47,9 +47,12 @@ class Leader:
         if event.type == "incident.created":
             self._arrive(event)
             self.wake.set()
-        elif event.type in ("incident.returned_to_queue", "incident.graded") or (
-            event.type == "unit.status" and event.data.get("to") == "available"
-        ):
+        elif event.type in ("incident.returned_to_queue", "incident.graded"):
+            # An incident that is not new may now need planning (back in the queue, or
+            # graded up into an auto-dispatched grade): the next pass reads the queue.
+            self._arrived = None
+            self.wake.set()
+        elif event.type == "unit.status" and event.data.get("to") == "available":
             self.wake.set()
 
     def _arrive(self, event: Event) -> None:
@@ -73,6 +76,7 @@ class Leader:
         self._arrived.append(item)
 
     def _take_arrivals(self) -> list[QueueItem] | None:
+        """What arrived since the last pass (None: read the queue), and start anew."""
         taken, self._arrived = self._arrived, []
         return taken
 

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 
 from cad.db.pool import connect
-from cad.events.writer import append_event
+from cad.events.writer import Event, append_event
+from cad.leader import Leader
 from dispatch.engine import EngineMemory, QueueItem, arrival, run_once
 from dispatch.model import Need
 from dispatch.status import UnitStatus
@@ -407,3 +408,27 @@ async def test_unit_sees_its_own_job_with_names(api: Api) -> None:
     assert job["incident"]["ref"] == inc["ref"]
     assert job["incident"]["type_name"] == "Theft"
     assert job["incident"]["area"] == api.state.areas.area_for(51.50, -0.12).name
+
+
+async def test_the_leader_reads_the_queue_after_a_regrade_or_a_return(api: Api) -> None:
+    """Arrivals stand in for the queue only while nothing but new incidents happened:
+    an incident graded up into an auto grade, or back in the queue, is not new."""
+    leader = Leader(api.state)
+    now = datetime.now(UTC)
+
+    def event(type_: str, **data: Any) -> Event:
+        return Event(1, now, type_, 7, None, "test", data)
+
+    created = event(
+        "incident.created", status="pending", grade="I", type_code="VIOLENCE", lat=51.5,
+        lng=-0.12,
+    )  # fmt: skip
+    leader.on_event(created)  # before the first pass nothing is gathered:
+    assert leader._take_arrivals() is None  # that pass reads the queue
+    leader.on_event(created)
+    assert [a.incident_id for a in leader._take_arrivals() or ()] == [7]
+    for other in ("incident.graded", "incident.returned_to_queue"):
+        leader.on_event(created)
+        leader.on_event(event(other))
+        assert leader._take_arrivals() is None, other
+        assert leader._take_arrivals() == []
