@@ -61,17 +61,15 @@ class Leader:
         d = event.data
         if d.get("status") == "closed":
             return  # a grade that closes on creation never queues
-        try:
-            if event.incident_id is None or d["status"] != "pending":
-                raise ValueError(d.get("status"))
-            item = arrival(
-                event.incident_id, d["grade"], d["type_code"], d["lat"], d["lng"], self.state.plans
-            )
-        except (KeyError, ValueError):
-            self._arrived = None  # not known as a queue item: the queue read decides
-            return
-        if len(self._arrived) >= ARRIVALS_MAX:
-            self._arrived = None
+        item = None
+        if event.incident_id is not None and d.get("status") == "pending":
+            with contextlib.suppress(KeyError):
+                item = arrival(
+                    event.incident_id, d["grade"], d["type_code"], d["lat"], d["lng"],
+                    self.state.plans,
+                )  # fmt: skip
+        if item is None or len(self._arrived) >= ARRIVALS_MAX:
+            self._arrived = None  # not known as a queue item, or too many: read the queue
             return
         self._arrived.append(item)
 

@@ -245,8 +245,13 @@ def arrival(
     plans: Mapping[str, Sequence[Need]],
 ) -> QueueItem:
     """A queue item for an incident just created (no unit on it yet), from its event."""
-    plan = plans.get(type_code) or list(FALLBACK_PLAN)
-    return QueueItem(incident_id, grade, lat, lng, tuple(remaining_needs(plan, [])))
+    needs = remaining_needs(plan_for(plans, type_code), [])
+    return QueueItem(incident_id, grade, lat, lng, tuple(needs))
+
+
+def plan_for(plans: Mapping[str, Sequence[Need]], type_code: str) -> Sequence[Need]:
+    """An incident type's response plan; a type without one gets the fallback."""
+    return plans.get(type_code) or FALLBACK_PLAN
 
 
 async def run_once(
@@ -316,9 +321,8 @@ def _still_short(
     """Pending incidents whose response plan the units already sent do not yet fill."""
     queue: list[QueueItem] = []
     for row in rows:
-        plan = plans.get(row["type_code"]) or list(FALLBACK_PLAN)
         caps = [directory.units[u].capabilities for u in row["unit_ids"] if u in directory.units]
-        needs = remaining_needs(plan, caps)
+        needs = remaining_needs(plan_for(plans, row["type_code"]), caps)
         if needs:
             queue.append(QueueItem(row["id"], row["grade"], row["lat"], row["lng"], tuple(needs)))
     return queue

@@ -590,25 +590,24 @@ async def record_new_incident(
     claim: idempotency.Claim | None,
 ) -> Recorded | None:
     """A new incident's call read and written on ``conn``: in the caller's transaction
-    (an EIDO import, a linked-call path), it commits with the rest. None when the key
+    (an EIDO import, an officer's emergency), it commits with the rest. None when the key
     turns out to be taken: nothing was written, and the caller replays the answer."""
     prepared = await prepare_new_incident(conn, state, body, user_id, actor, claim)
     written = await incidents_repo.record_new_incidents(conn, [prepared.new], EVENTS_LOCK_KEY)
-    return _recorded(prepared, written)
+    return _recorded(prepared, prepared.new.values["id"] in written)
 
 
 async def commit_new_incident(state: AppState, prepared: Prepared) -> Recorded | None:
     """Write a prepared new incident with the worker's other calls of the moment, in one
     statement (cad/db/group_commit.py); answered once that statement has committed."""
     assert state.intake is not None
-    ok = await state.intake.writes.submit(prepared.new)
-    return _recorded(prepared, {prepared.new.values["id"]} if ok else set())
+    return _recorded(prepared, await state.intake.writes.submit(prepared.new))
 
 
-def _recorded(prepared: Prepared, written: set[int]) -> Recorded | None:
-    v = prepared.new.values
-    if v["id"] not in written:
+def _recorded(prepared: Prepared, written: bool) -> Recorded | None:
+    if not written:
         return None
+    v = prepared.new.values
     log.info("call.recorded", call_id=v["call_id"], incident_id=v["id"], grade=v["grade"])
     return prepared.recorded
 

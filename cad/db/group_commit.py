@@ -2,8 +2,8 @@
 
 Each request prepares what it will write (or ask), hands it over and waits: whatever
 arrives while a statement is in flight goes out together in the next, one round trip
-and one commit for all of them. A request is answered only after the statement that holds its
-rows has committed, so acknowledged still means durable. A statement that PostgreSQL
+and one commit for all of them. A request is answered only after the statement that
+holds its rows has committed, so acknowledged still means durable. A statement that PostgreSQL
 refuses wrote nothing: its items are then written one by one, so one bad call fails
 alone. A lost connection is different, since the statement may or may not have
 committed: every item of it gets the error (a 503), and a retry with the same
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import structlog
@@ -106,7 +106,7 @@ class GroupCommit(Generic[T, R]):
                 done.set_result(result)
 
 
-def _fail(batch: Sequence[tuple[object, asyncio.Future[R]]], exc: BaseException) -> None:
+def _fail(batch: Sequence[tuple[object, asyncio.Future[Any]]], exc: BaseException) -> None:
     for _, done in batch:
         if not done.done():
             done.set_exception(exc)

@@ -94,10 +94,18 @@ NEW_INCIDENT_COLUMNS = (
     ("route", "text"), ("request_hash", "text"), ("response", "jsonb"),
 )  # fmt: skip
 _N = len(NEW_INCIDENT_COLUMNS)
+
+
+def _unnest(columns: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    """One array parameter per column, $1 on (unnest's arguments), and the names."""
+    arrays = ", ".join(f"${n}::{sql_type}[]" for n, (_, sql_type) in enumerate(columns, 1))
+    return arrays, ", ".join(name for name, _ in columns)
+
+
+_NEW_ARRAYS, _NEW_NAMES = _unnest(NEW_INCIDENT_COLUMNS)
 RECORD_NEW_INCIDENTS = f"""
 WITH v AS MATERIALIZED (
-    SELECT * FROM unnest({", ".join(f"${n}::{t}[]" for n, (_, t) in enumerate(NEW_INCIDENT_COLUMNS, 1))})
-        AS v({", ".join(c for c, _ in NEW_INCIDENT_COLUMNS)})),
+    SELECT * FROM unnest({_NEW_ARRAYS}) AS v({_NEW_NAMES})),
 claim AS (
     INSERT INTO idempotency_keys (user_id, key, route, request_hash, status_code, response)
     SELECT v.user_id, v.key, v.route, v.request_hash, 201, v.response FROM v
@@ -323,10 +331,6 @@ async def nearby_open_incidents(
     return rows
 
 
-# The box and the time window are both index conditions of incidents_near_idx (GiST on
-# point and time). same_phone is a scalar subquery, looked up per row kept by its call
-# index: as EXISTS the planner hashed it, scanning the whole calls table on every
-# intake (1.4 ms a call with 50,000 open, growing with the calls table; 0.3 ms now). No float arithmetic here: PostgreSQL raises on float underflow (a fuzzed 5e-324 degrees), Python does not.
 DUPLICATE_FIELDS = (
     "id", "ref", "type_code", "grade", "status", "lat", "lng", "created_at", "address",
     "address_line", "description", "same_phone",
@@ -336,7 +340,15 @@ DUPLICATE_FIELDS = (
 def nearby_open_sql(
     *, lat: str, lng: str, dlat: str, dlng: str, since: str, phone: str
 ) -> str:  # fmt: skip
-    """The duplicate search with the given parameter expressions."""
+    """The duplicate search with the given parameter expressions (its columns are
+    DUPLICATE_FIELDS).
+
+    The box and the time window are both index conditions of incidents_near_idx (GiST
+    on point and time). same_phone is a scalar subquery, looked up per row kept by its
+    call index: as EXISTS the planner hashed it, scanning the whole calls table on every
+    intake (1.4 ms a call with 50,000 open, growing with the calls table; 0.3 ms now).
+    No float arithmetic here: PostgreSQL raises on float underflow (a fuzzed 5e-324
+    degrees), Python does not."""
     return f"""SELECT i.id, i.ref, i.type_code, i.grade, i.status, i.lat, i.lng,
                   i.created_at, i.address, i.address_line, i.description,
                   ({phone}::text <> '' AND coalesce((
@@ -373,6 +385,7 @@ _INTAKE_MARKERS = match_sql(
 _INTAKE_DUPLICATES = nearby_open_sql(
     lat="q.lat", lng="q.lng", dlat="q.dlat", dlng="q.dlng", since="q.since", phone="q.phone"
 )
+_READ_ARRAYS, _READ_NAMES = _unnest(INTAKE_READ_COLUMNS)
 READ_FOR_NEW_INCIDENTS = f"""
 SELECT q.k, nextval('incidents_id_seq') AS new_id, nextval('calls_id_seq') AS new_call_id,
        'CAD ' || incident_ref_next(q.day) || '/' || q.suffix AS new_ref,
@@ -380,8 +393,7 @@ SELECT q.k, nextval('incidents_id_seq') AS new_id, nextval('calls_id_seq') AS ne
        ARRAY(SELECT ROW(m.*) FROM ({_INTAKE_MARKERS}) m) AS markers,
        ARRAY(SELECT ROW(d.*) FROM ({_INTAKE_DUPLICATES}) d ORDER BY d.created_at DESC)
            AS duplicates
-FROM unnest({", ".join(f"${n}::{t}[]" for n, (_, t) in enumerate(INTAKE_READ_COLUMNS, 1))})
-     WITH ORDINALITY AS q({", ".join(c for c, _ in INTAKE_READ_COLUMNS)}, k)
+FROM unnest({_READ_ARRAYS}) WITH ORDINALITY AS q({_READ_NAMES}, k)
 CROSS JOIN LATERAL (
     -- Each NULL when there is no postcode at all (a gazetteer not loaded).
     SELECT array_agg(ROW(p.*) ORDER BY p.distance_m, p.postcode) AS postcodes,

@@ -19,7 +19,7 @@ from cad.state import AppState
 from cad.units.schemas import PositionIn
 from dispatch import repository as dispatch_repo
 from dispatch import service as dispatch_service
-from dispatch.engine import remaining_needs
+from dispatch.engine import plan_for, remaining_needs
 from dispatch.model import FALLBACK_PLAN
 from dispatch.recommend import recommend
 from dispatch.status import UnitStatus
@@ -57,7 +57,7 @@ async def recommendations(
     exclude: frozenset[int] = frozenset(),
 ) -> dict[str, Any]:
     incident = await get_or_404(conn, incident_id)
-    plan = state.plans.get(incident["type_code"]) or list(FALLBACK_PLAN)
+    plan = plan_for(state.plans, incident["type_code"])
     held = await dispatch_repo.open_assignments_for_incident(conn, incident_id)
     needs = remaining_needs(plan, [frozenset(r["capabilities"]) for r in held])
     if not needs:
