@@ -107,6 +107,17 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
                 settings.db_command_timeout_s,
             )
             stack.push_async_callback(_close_pool, pool)
+            # The shared intake statements' own connections: one read and one write in
+            # flight at a time (cad/db/group_commit.py), each on a generic plan.
+            intake_pool = await create_pool(
+                settings.database_url,
+                2,
+                2,
+                settings.db_command_timeout_s,
+                generic_plans=True,
+                application_name="cad-intake",
+            )
+            stack.push_async_callback(_close_pool, intake_pool)
             redis = Redis.from_url(
                 settings.redis_url,
                 socket_timeout=2,
@@ -115,6 +126,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             )
             stack.push_async_callback(redis.aclose)
             state = await _build_state(settings, pool, redis)
+            state.intake = intake_batching(intake_pool, settings.db_acquire_timeout_s)
             state.fleet = FleetSync(state.directory, pool, redis, state.stream_prefix)
             state.hub = Hub(pool, redis, state.stream_prefix, queue_max=settings.ws_queue_max)
             state.hub.add_listener(state.fleet.on_event)
@@ -255,7 +267,6 @@ async def _build_state(settings: Settings, pool: asyncpg.Pool, redis: Redis) -> 
         stream_prefix=stream_prefix,
     )
     state.limiter = RateLimiter(redis, settings.redis_prefix, settings.rate_limit_per_min)
-    state.intake = intake_batching(pool, settings.db_acquire_timeout_s)
     throttle = SigninThrottle(
         redis,
         stream_prefix,

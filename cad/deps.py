@@ -14,7 +14,7 @@ from cad.audit.service import Client
 from cad.auth.cookies import ACCESS_COOKIE, SAFE_METHODS, check_csrf
 from cad.auth.security import Principal, Role, decode_token
 from cad.db.pool import connection, transaction
-from cad.errors import Forbidden, Unauthorized
+from cad.errors import CADError, Forbidden, Unauthorized
 from cad.state import AppState
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
@@ -65,6 +65,26 @@ async def current_principal(request: Request, token: str | None = Depends(oauth2
     return principal
 
 
+def bearer_principal(request: Request, roles: tuple[Role, ...]) -> Principal | None:
+    """``require(*roles)``'s caller when it came with a bearer token that passes; None for
+    anything else (no token, a cookie, a token refused, another role), which the full
+    dependency then answers, error included."""
+    header = request.headers.get("authorization")
+    if not header or not header.startswith("Bearer "):
+        return None
+    state = state_of(request)
+    try:
+        principal = decode_token(header[7:], state.settings.jwt_secret)
+        if state.auth is not None:
+            state.auth.guard.check(principal)
+    except CADError:
+        return None
+    if principal.role not in roles and principal.role is not Role.ADMIN:
+        return None
+    request.state.principal = principal
+    return principal
+
+
 def client_of(request: Request) -> Client:
     """The caller's address and user agent, as the access log keeps them. The address is
     the peer's (uvicorn rewrites it from X-Forwarded-For only for trusted proxies)."""
@@ -88,7 +108,8 @@ def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
 STAFF_ROLES = (Role.CALL_HANDLER, Role.DISPATCHER, Role.SUPERVISOR)
 Staff = Annotated[Principal, Depends(require(*STAFF_ROLES))]
 AnyUser = Annotated[Principal, Depends(require(*STAFF_ROLES, Role.UNIT))]
-Handler = Annotated[Principal, Depends(require(Role.CALL_HANDLER, Role.SUPERVISOR))]
+HANDLER_ROLES = (Role.CALL_HANDLER, Role.SUPERVISOR)
+Handler = Annotated[Principal, Depends(require(*HANDLER_ROLES))]
 Dispatcher = Annotated[Principal, Depends(require(Role.DISPATCHER, Role.SUPERVISOR))]
 Supervisor = Annotated[Principal, Depends(require(Role.SUPERVISOR))]
 AdminUser = Annotated[Principal, Depends(require(Role.ADMIN))]

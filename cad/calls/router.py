@@ -1,31 +1,95 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
 
+from cad.auth.security import Principal
 from cad.calls import service
 from cad.calls.schemas import CallIn, CallRecordedOut, GradePreviewIn, GradePreviewOut
-from cad.deps import Handler, StateDep, one_statement, tx
+from cad.deps import (
+    HANDLER_ROLES,
+    Handler,
+    StateDep,
+    bearer_principal,
+    one_statement,
+    state_of,
+    tx,
+)
 from cad.http import JSON, returns
 from cad.idempotency import service as idempotency
 from cad.observability import CALLS_ACCEPTED
+from cad.state import AppState
 
 router = APIRouter(prefix="/api/calls", tags=["calls"])
 
 ROUTE = "POST /api/calls"
 
 
-@router.post("", status_code=201, response_class=JSON, responses=returns(CallRecordedOut, 201))
+class _IntakeRoute(APIRoute):
+    """POST /api/calls, which every 999 call takes, without FastAPI's per-request
+    dependency solving: in process that cost ~130 µs a call against ~20 µs for the same
+    token, body and header taken here (a tenth of a worker's time per call). Only the
+    common request is taken here: a bearer token that passes and a JSON body that
+    validates. Anything else (a cookie, a token refused, a body that fails, another
+    content type) goes through FastAPI's own handler, which answers it, error included,
+    as it answers every other route."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        full = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            principal = bearer_principal(request, HANDLER_ROLES)
+            body = await _call_body(request) if principal is not None else None
+            if principal is None or body is None:
+                return await full(request)
+            key = request.headers.get("idempotency-key")
+            return await _record(body, state_of(request), principal, key)
+
+        return handler
+
+
+async def _call_body(request: Request) -> CallIn | None:
+    """The body as FastAPI would validate it (parsed JSON, then the model); None when it
+    is not JSON or fails, for FastAPI's handler to answer (the body stays read)."""
+    if not request.headers.get("content-type", "").lower().startswith("application/json"):
+        return None
+    raw = await request.body()
+    try:
+        return CallIn.model_validate(orjson.loads(raw))
+    except (orjson.JSONDecodeError, ValidationError):
+        return None
+
+
 async def record_call(
     body: CallIn,
-    request: Request,
     state: StateDep,
     principal: Handler,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> Any:
+) -> Response:
     """Record a 999 call: a new incident, or a link to an existing one (``link_to``)."""
+    return await _record(body, state, principal, idempotency_key)
+
+
+router.add_api_route(
+    "",
+    record_call,
+    methods=["POST"],
+    status_code=201,
+    response_class=JSON,
+    responses=returns(CallRecordedOut, 201),
+    route_class_override=_IntakeRoute,
+)
+
+
+async def _record(
+    body: CallIn, state: AppState, principal: Principal, idempotency_key: str | None
+) -> Response:
     if state.limiter is not None:
         await state.limiter.check(principal.user_id, "calls")
     if service.makes_new_incident(body):

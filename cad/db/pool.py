@@ -37,8 +37,22 @@ class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
 
 
 async def create_pool(
-    dsn: str, min_size: int, max_size: int, command_timeout_s: float
+    dsn: str,
+    min_size: int,
+    max_size: int,
+    command_timeout_s: float,
+    *,
+    generic_plans: bool = False,
+    application_name: str = "cad",
 ) -> asyncpg.Pool:
+    """``generic_plans``: every prepared statement keeps the one plan made for any
+    parameters (for the shared intake statements, whose arrays any batch may fill: a
+    custom plan re-plans the whole statement for each batch, which cost more than running
+    it). Not for the main pool: a generic plan cannot use a partial index whose predicate
+    a parameter would have to satisfy (``status = $1``)."""
+    settings = {"synchronous_commit": "on", "application_name": application_name}
+    if generic_plans:
+        settings["plan_cache_mode"] = "force_generic_plan"
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
@@ -47,7 +61,7 @@ async def create_pool(
         init=_init_connection,
         connection_class=PooledConnection,
         # Acknowledged means durable: never let a session turn this off.
-        server_settings={"synchronous_commit": "on", "application_name": "cad"},
+        server_settings=settings,
     )
     assert pool is not None
     return pool

@@ -126,3 +126,19 @@ async def test_calls_that_share_statements_each_get_their_own_answer(api: Api) -
             assert earlier["id"] in [d["id"] for d in answer["possible_duplicates"]], n
         else:
             assert earlier["id"] not in [d["id"] for d in answer["possible_duplicates"]], n
+
+
+async def test_the_shared_statements_run_on_generic_plans_and_the_rest_do_not(api: Api) -> None:
+    """A batch fills the shared statements' arrays to any length: re-planning the read
+    for each one cost more than running it (pg_stat_statements, bench/README). The main
+    pool keeps PostgreSQL's choice, which lets ``status = $1`` use a partial index."""
+    intake = api.state.intake
+    assert intake.reads.pool is intake.writes.pool is not api.state.pool
+    async with intake.reads.pool.acquire() as conn:
+        assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        assert await conn.fetchval("SHOW synchronous_commit") == "on"
+    async with api.state.pool.acquire() as conn:
+        assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
+    r = await post_call(api, call_body())
+    assert r.status_code == 201, r.text
+    assert intake.reads.statements == intake.writes.statements == 1
