@@ -282,20 +282,28 @@ async def run_once(
             (a for a in arrived if a.grade in rank and a.incident_id not in memory.seen),
             key=lambda a: (rank[a.grade], a.incident_id),
         )
-        if queue:
+
+        def plan(items: list[QueueItem]) -> list[Action]:
+            return plan_actions(
+                items,
+                directory,
+                eta,
+                now,
+                stale_after_s=stale_after_s,
+                divert_min_saving_s=divert_min_saving_s,
+            )
+
+        actions = plan(queue)
+        if actions:
             # As the event told of them, unless something has happened to them since
             # (units sent with the call, a dispatcher first): those wait for a read.
+            # Asked only when units would go: with the fleet committed, the pass needs
+            # no round trip at all.
             async with transaction() as conn:
                 fresh = await repo.untouched(conn, [a.incident_id for a in queue])
-            queue = [a for a in queue if a.incident_id in fresh]
-        actions = plan_actions(
-            queue,
-            directory,
-            eta,
-            now,
-            stale_after_s=stale_after_s,
-            divert_min_saving_s=divert_min_saving_s,
-        )
+            if len(fresh) < len(queue):
+                queue = [a for a in queue if a.incident_id in fresh]
+                actions = plan(queue)
         memory.remember_short(queue, actions, arrivals=True)
     else:
         async with transaction() as conn:

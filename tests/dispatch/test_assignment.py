@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import httpx
 
 from cad.db.pool import connect
@@ -47,11 +50,14 @@ async def create(api: Api, type_code: str, lat: float, lng: float, **risk: Any) 
 
 
 async def engine_pass(
-    api: Api, memory: EngineMemory | None = None, arrived: list[QueueItem] | None = None
+    api: Api,
+    memory: EngineMemory | None = None,
+    arrived: list[QueueItem] | None = None,
+    transaction: Any = None,
 ) -> list[Any]:
     state = api.state
     return await run_once(
-        api.tx,
+        transaction or api.tx,
         append_event,
         state.directory,
         state.plans,
@@ -351,6 +357,19 @@ async def test_engine_plans_arrivals_without_reading_the_queue(api: Api) -> None
     told = await create(api, "VIOLENCE", 51.50, -0.12, ongoing=True)
     untold = await create(api, "VIOLENCE", 51.50, -0.12, ongoing=True)
     assert told["grade"] == untold["grade"] == "I"
+    # With no unit to send, an arrival costs no round trip: nothing to ask the
+    # database about (and it is remembered, as any arrival left short).
+    opened: list[int] = []
+
+    @asynccontextmanager
+    async def counted() -> AsyncIterator[asyncpg.Connection]:
+        opened.append(1)
+        async with api.tx() as conn:
+            yield conn
+
+    early = arrival(untold["id"], "I", "VIOLENCE", 51.5, -0.12, api.state.plans)
+    assert await engine_pass(api, memory, arrived=[early], transaction=counted) == []
+    assert opened == [] and untold["id"] in memory.seen
     units = [
         await available_uncounted(api, c, 51.5, -0.12) for c in ("CW11", "CW12", "CW13", "CL11")
     ]
