@@ -838,8 +838,10 @@ def rows(res: dict[str, Any]) -> list[dict[str, Any]]:
             f"(f) intake calls/s with {g['backlog']:,} incidents in the last hour (baseline: none)",
             full["rate_per_s"],
             empty["rate_per_s"],
-            "within 10%",
-            abs(full["rate_per_s"] - empty["rate_per_s"]) <= 0.1 * empty["rate_per_s"],
+            # What a backlog or a history may cost: a run faster with it is noise, not
+            # a miss.
+            "at most 10% slower",
+            full["rate_per_s"] >= 0.9 * empty["rate_per_s"],
         )
         add(
             f"(f) duplicate search rows read with {g['backlog']:,} (baseline: none)",
@@ -997,8 +999,10 @@ def rows(res: dict[str, Any]) -> list[dict[str, Any]]:
             "(baseline: empty database)",
             full["rate_per_s"],
             empty["rate_per_s"],
-            "within 10%",
-            abs(full["rate_per_s"] - empty["rate_per_s"]) <= 0.1 * empty["rate_per_s"],
+            # What a backlog or a history may cost: a run faster with it is noise, not
+            # a miss.
+            "at most 10% slower",
+            full["rate_per_s"] >= 0.9 * empty["rate_per_s"],
         )
     return out
 
