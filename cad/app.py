@@ -171,11 +171,13 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         redoc_url=None,
     )
     _install_error_handlers(app)
+    # Routes are matched in the order included: every 999 call takes POST /api/calls,
+    # so it is tried first (after it, a request tried each route of the routers before).
+    app.include_router(calls_router, responses=API_ERRORS)
     app.include_router(health_router)
     for router in (
         auth_router,
         catalogue_router,
-        calls_router,
         incidents_router,
         units_router,
         events_router,
