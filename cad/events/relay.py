@@ -66,8 +66,16 @@ async def run_relay(
                         approximate=True,
                     )
                 await pipe.execute()
+                behind = safe > last + BATCH
                 last = min(safe, last + BATCH)
                 idle_s = interval_s
+                if behind:
+                    continue
+                # Caught up: wait a beat before looking again. Straight back, under a
+                # stream of calls the loop went round ~500 times a second, each time
+                # two or three horizon queries for one or two events; now each pass
+                # carries what a few milliseconds bring.
+                await asyncio.sleep(interval_s)
                 continue
             except ResponseError:
                 # Another relay got there first (brief split brain): re-read the position.
