@@ -196,16 +196,19 @@ def backlog_phase(env: dict[str, str], base: str, args: argparse.Namespace) -> d
     """(f) intake with 0 and with 50,000 incidents in the last hour (own database)."""
     from bench import backlog
 
-    db = with_db(base, "cad_bench_backlog")
-    benv = {**env, "CAD_DATABASE_URL": db, "CAD_AUTO_DISPATCH_GRADES": ""}
-    asyncio.run(recreate_db(db))
-    cad(benv, "migrate")
-    cad(benv, "seed-demo")
-    srv = ours(benv)
-    try:
-        return backlog.run(db, lambda: intake_one(srv, args), args)
-    finally:
-        srv.stop()
+    db, empty = with_db(base, "cad_bench_backlog"), with_db(base, "cad_bench_backlog_empty")
+    benv = {**env, "CAD_AUTO_DISPATCH_GRADES": ""}
+    for url in (db, empty):
+        asyncio.run(recreate_db(url))
+        cad({**benv, "CAD_DATABASE_URL": url}, "migrate")
+        cad({**benv, "CAD_DATABASE_URL": url}, "seed-demo")
+    return backlog.run(
+        db,
+        empty,
+        lambda url: ours({**benv, "CAD_DATABASE_URL": url}),
+        lambda srv: intake_one(srv, args),
+        log,
+    )
 
 
 def surge_phase(env: dict[str, str], base: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -835,7 +838,9 @@ def rows(res: dict[str, Any]) -> list[dict[str, Any]]:
         g = res["backlog"]
         full, empty = g["full"], g["empty"]
         add(
-            f"(f) intake calls/s with {g['backlog']:,} incidents in the last hour (baseline: none)",
+            f"(f) intake calls/s with {g['backlog']:,} incidents in the last hour, median of "
+            f"{len(full.get('rounds_rate_per_s', [0]))} rounds alternating with the baseline "
+            "(baseline: none)",
             full["rate_per_s"],
             empty["rate_per_s"],
             # What a backlog or a history may cost: a run faster with it is noise, not
