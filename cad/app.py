@@ -171,8 +171,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         redoc_url=None,
     )
     _install_error_handlers(app)
-    # Routes are matched in the order included: every 999 call takes POST /api/calls,
-    # so it is tried first (after it, a request tried each route of the routers before).
+    # Routes are matched in the order they were included, and every 999 call takes
+    # POST /api/calls: first, it is found without trying each route of the others.
     app.include_router(calls_router, responses=API_ERRORS)
     app.include_router(health_router)
     for router in (

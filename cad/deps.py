@@ -79,7 +79,7 @@ def bearer_principal(request: Request, roles: tuple[Role, ...]) -> Principal | N
             state.auth.guard.check(principal)
     except CADError:
         return None
-    if principal.role not in roles and principal.role is not Role.ADMIN:
+    if principal.role not in allowed_roles(roles):
         return None
     request.state.principal = principal
     return principal
@@ -92,8 +92,13 @@ def client_of(request: Request) -> Client:
                      request.headers.get("user-agent"))  # fmt: skip
 
 
+def allowed_roles(roles: tuple[Role, ...]) -> frozenset[Role]:
+    """Who may do what these roles may: they, and an admin."""
+    return frozenset(roles) | {Role.ADMIN}
+
+
 def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    allowed = frozenset(roles) | {Role.ADMIN}
+    allowed = allowed_roles(roles)
 
     async def checker(principal: Principal = Depends(current_principal)) -> Principal:
         if principal.role not in allowed:
