@@ -6,13 +6,22 @@ page a test opens is watched for Content-Security-Policy violations: one fails t
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    FloatRect,
+    Locator,
+    Page,
+    async_playwright,
+)
 
 from tests.conftest import ARTIFACTS, PASSWORDS, Server
 
@@ -115,6 +124,20 @@ async def http(server: Server) -> AsyncIterator[Any]:
 
     yield Http()
     await client.aclose()
+
+
+async def box_of(locator: Locator, timeout_s: float = 5.0) -> FloatRect:
+    """The element's box once it has one. The consoles redraw a card whole when an event
+    arrives, so the element a locator found may be replaced before it is measured, and
+    Playwright then answers None where a moment later there is a box."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        box = await locator.bounding_box()
+        if box is not None:
+            return box
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{locator} has no box after {timeout_s} s")
+        await asyncio.sleep(0.05)
 
 
 async def screenshot(page: Page, name: str) -> None:

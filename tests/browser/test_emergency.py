@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, Request, expect
 
-from tests.browser.conftest import PHONE, PageFactory, screenshot
+from tests.browser.conftest import PHONE, PageFactory, box_of, screenshot
 from tests.browser.test_unit_app import job_for_cw11
 from tests.conftest import call_body, wait_for
 
@@ -28,8 +28,7 @@ async def open_emergencies(http: Any) -> list[dict[str, Any]]:
 
 async def hold(page: Page, selector: str) -> None:
     """Press and keep the button down until the page says the emergency went."""
-    box = await page.locator(selector).bounding_box()
-    assert box is not None
+    box = await box_of(page.locator(selector))
     await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     await page.mouse.down()
     try:

@@ -22,7 +22,7 @@ import pytest
 from playwright.async_api import Page, Request, expect
 
 from cad.config import Settings
-from tests.browser.conftest import PHONE, SCREENSHOTS, PageFactory, screenshot, sign_in
+from tests.browser.conftest import PHONE, SCREENSHOTS, PageFactory, box_of, screenshot, sign_in
 from tests.conftest import ROOT, Server, call_body, start_server
 
 pytestmark = pytest.mark.browser
@@ -168,8 +168,7 @@ async def map_point(page: Page, lat: float, lng: float) -> tuple[float, float]:
         " return [p.x, p.y]; }",
         [lat, lng],
     )
-    box = await page.locator("#map").bounding_box()
-    assert box is not None
+    box = await box_of(page.locator("#map"))
     return box["x"] + x, box["y"] + y
 
 

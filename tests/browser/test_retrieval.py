@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import DESKTOP, PHONE, PageFactory, screenshot
+from tests.browser.conftest import DESKTOP, PHONE, PageFactory, box_of, screenshot
 from tests.browser.test_place import keep_for_docs
 from tests.conftest import call_body
 
@@ -132,9 +132,8 @@ async def test_handler_sees_history_and_markers_before_submitting(
     await expect(item).to_contain_text("ADVICE GIVEN")
     await expect(item.locator("kbd")).to_have_text("Alt+Shift+1")
     await expect(handler.locator(f"#dups button[data-link='{open_one['id']}']")).to_be_visible()
-    dups = await handler.locator("#dups").bounding_box()
-    hist = await history.bounding_box()
-    assert dups is not None and hist is not None
+    dups = await box_of(handler.locator("#dups"))
+    hist = await box_of(history)
     assert hist["x"] >= dups["x"] + dups["width"], "history sits beside the duplicates"
 
     # The marker: a banner above the submit button, before anything is submitted.
@@ -144,9 +143,8 @@ async def test_handler_sees_history_and_markers_before_submitting(
     await expect(entry).to_contain_text("Firearms")
     await expect(entry).to_contain_text(MARKER_TEXT)
     await expect(entry).to_contain_text("within 40 m")
-    banner_box = await banner.bounding_box()
-    submit_box = await handler.locator("#submit").bounding_box()
-    assert banner_box is not None and submit_box is not None
+    banner_box = await box_of(banner)
+    submit_box = await box_of(handler.locator("#submit"))
     assert banner_box["y"] + banner_box["height"] <= submit_box["y"]
 
     # The name last given from this phone is offered, never filled.
@@ -206,8 +204,8 @@ async def test_unit_and_dispatcher_see_the_marker_of_the_job(
     # The first thing on the job card, on screen without scrolling, in large type.
     first = await unit.locator("#job > *").first.get_attribute("id")
     assert first == "job-markers"
-    box = await banner.bounding_box()
-    assert box is not None and box["y"] + box["height"] <= PHONE["height"]
+    box = await box_of(banner)
+    assert box["y"] + box["height"] <= PHONE["height"]
     size = await banner.locator(".mb-cat").evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
     assert size >= 20
     await expect(unit.locator("#job-history")).to_contain_text("previous incident")
