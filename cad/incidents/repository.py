@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -367,16 +367,16 @@ NEARBY_OPEN_INCIDENTS = nearby_open_sql(
     lat="$1", lng="$2", dlat="$3", dlng="$4", since="$5", phone="$6"
 )
 
+# IntakeQuery's fields, with the type each array parameter takes (a field of a type not
+# here fails at import).
+_PG_ARRAY_TYPES = {
+    "float": "float8", "str": "text", "str | None": "text", "datetime": "timestamptz",
+    "date": "date", "bool": "boolean",
+}  # fmt: skip
+INTAKE_READ_COLUMNS = tuple((f.name, _PG_ARRAY_TYPES[str(f.type)]) for f in fields(IntakeQuery))
 # Made once from constants: no value ever reaches the text. One row per call read, in
 # the order given (k); the postcodes near each are read once, for the place and for the
 # markers' candidates.
-INTAKE_READ_COLUMNS = (
-    ("lat", "float8"), ("lng", "float8"), ("dlat", "float8"), ("dlng", "float8"),
-    ("since", "timestamptz"), ("phone", "text"), ("day", "date"), ("suffix", "text"),
-    ("easting", "float8"), ("northing", "float8"), ("postcode", "text"),
-    ("postcode_within_m", "float8"), ("has_phone", "boolean"), ("now", "timestamptz"),
-    ("marker_dlat", "float8"), ("marker_dlng", "float8"),
-)  # fmt: skip
 _INTAKE_MARKERS = match_sql(
     lat="q.lat", lng="q.lng", has_phone="q.has_phone", now="q.now", phone="q.phone",
     dlat="q.marker_dlat", dlng="q.marker_dlng",
