@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from bench.loadgen import median_run
 from cad.incidents.repository import NEARBY_OPEN_INCIDENTS
 
 BACKLOG = 50_000
@@ -97,7 +98,7 @@ def run(
             for name, server in order if i % 2 == 0 else order[::-1]:
                 runs[name].append(intake_once(server))
                 log(f"backlog: intake round {i + 1}, {name}: {runs[name][-1]}")
-        out["empty"], out["full"] = _median_run(runs["empty"]), _median_run(runs["full"])
+        out["empty"], out["full"] = median_run(runs["empty"]), median_run(runs["full"])
     finally:
         full.stop()
         if empty is not None:
@@ -105,9 +106,3 @@ def run(
     out["empty_search"] = asyncio.run(duplicate_search_rows(empty_url))
     out["full_search"] = asyncio.run(duplicate_search_rows(db_url))
     return out
-
-
-def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The round with the median rate, with every round's rate beside it."""
-    ranked = sorted(runs, key=lambda r: r["rate_per_s"])
-    return {**ranked[len(ranked) // 2], "rounds_rate_per_s": [r["rate_per_s"] for r in runs]}

@@ -42,7 +42,7 @@ import asyncpg
 import numpy as np
 import orjson
 
-from bench.loadgen import encode_request, replay
+from bench.loadgen import encode_request, median_run, replay
 from cad.calls.service import place_text
 from loadtests.sources import random_risk
 
@@ -1184,12 +1184,6 @@ async def explain_all(db_url: str, work: dict[str, Any], build_info: dict[str, A
 INTAKE_ROUNDS = 3
 
 
-def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The round with the median rate, with every round's rate beside it."""
-    ranked = sorted(runs, key=lambda r: r["rate_per_s"])
-    return {**ranked[len(ranked) // 2], "rounds_rate_per_s": [r["rate_per_s"] for r in runs]}
-
-
 def run(
     db_url: str,
     empty_url: str,
@@ -1229,8 +1223,8 @@ def run(
             for name, server in order:
                 runs[name].append(intake_once(server))
                 log(f"history: intake round {i + 1}, {name}: {runs[name][-1]}")
-        out["intake_empty"] = _median_run(runs["empty"])
-        out["intake_full"] = _median_run(runs["full"])
+        out["intake_empty"] = median_run(runs["empty"])
+        out["intake_full"] = median_run(runs["full"])
     finally:
         srv.stop()
         if empty is not None:

@@ -255,6 +255,12 @@ def run_load(spec: LoadSpec, processes: int = 1) -> LoadResult:
     return total
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of rounds' summaries, the round with the median rate, with every round's rate."""
+    ranked = sorted(runs, key=lambda r: r["rate_per_s"])
+    return {**ranked[len(ranked) // 2], "rounds_rate_per_s": [r["rate_per_s"] for r in runs]}
+
+
 def summary(result: LoadResult) -> dict[str, Any]:
     from loadtests.sources import percentile
 

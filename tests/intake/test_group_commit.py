@@ -130,8 +130,9 @@ async def test_calls_that_share_statements_each_get_their_own_answer(api: Api) -
 
 async def test_the_shared_statements_run_on_generic_plans_and_the_rest_do_not(api: Api) -> None:
     """A batch fills the shared statements' arrays to any length: re-planning the read
-    for each one cost more than running it (pg_stat_statements, bench/README). The main
-    pool keeps PostgreSQL's choice, which lets ``status = $1`` use a partial index."""
+        for each one cost more than running it (pg_stat_statements; README, "What bounds
+    the misses"). The main
+        pool keeps PostgreSQL's choice, which lets ``status = $1`` use a partial index."""
     intake = api.state.intake
     assert intake.reads.pool is intake.writes.pool is not api.state.pool
     async with intake.reads.pool.acquire() as conn:
