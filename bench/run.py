@@ -1014,6 +1014,26 @@ def rows(res: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _run_of(meta: dict[str, Any]) -> dict[str, str]:
+    return {"command": meta.get("command", "?").strip(), "finished": meta.get("finished", "?")}
+
+
+def _sources(res: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Each result's run. Results written before runs were kept per result take theirs
+    from the chain of merge records: the first run down it that re-ran the result, or the
+    full run at its end."""
+    meta = res.get("meta", {})
+    if "sources" in meta:
+        return dict(meta["sources"])
+    out = {}
+    for key in (k for k in res if k not in ("meta", "table")):
+        run = meta
+        while run.get("merged") and key not in run["merged"]["rerun"]:
+            run = run["merged"]["others_from"]
+        out[key] = _run_of(run)
+    return out
+
+
 def markdown(res: dict[str, Any], table: list[dict[str, Any]]) -> str:
     def f(v: Any) -> str:
         if v is None:
@@ -1029,14 +1049,16 @@ def markdown(res: dict[str, Any], table: list[dict[str, Any]]) -> str:
         "machine, same client. Targets marked (bench) are this bench's own budgets, not the brief's.",
         "",
     ]
-    merged = res["meta"].get("merged")
-    if merged:
-        first = merged["others_from"]
+    if res["meta"].get("merged"):
+        runs: dict[tuple[str, str], list[str]] = {}
+        for key, run in sorted(_sources(res).items()):
+            runs.setdefault((run.get("command", "?"), run.get("finished", "?")), []).append(key)
+        lines += ["Figures by the run that measured them:", ""]
         lines += [
-            f"Re-run here: {', '.join(merged['rerun'])}; the other figures are from "
-            f"`{first.get('command', '?')}` at {first.get('finished', '?')}.",
-            "",
+            f"- {', '.join(keys)}: `{command}` at {finished}"
+            for (command, finished), keys in sorted(runs.items(), key=lambda kv: kv[0][1])
         ]
+        lines.append("")
     lines += [
         "| figure | ours | baseline | ratio | target | met? |",
         "|---|---:|---:|---:|---|---|",
@@ -1242,6 +1264,8 @@ def main(argv: list[str] | None = None) -> int:
         if before and set(before["rerun"]) <= set(rerun):
             others = before["others_from"]
         res["meta"]["merged"] = {"rerun": rerun, "others_from": others}
+        this = _run_of(res["meta"])
+        res["meta"]["sources"] = {**_sources(earlier), **{k: this for k in rerun}}
         res = {**{k: v for k, v in earlier.items() if k not in ("table", "meta")}, **res}
     table = rows(res)
     res["table"] = table
