@@ -1019,19 +1019,11 @@ def _run_of(meta: dict[str, Any]) -> dict[str, str]:
 
 
 def _sources(res: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """Each result's run. Results written before runs were kept per result take theirs
-    from the chain of merge records: the first run down it that re-ran the result, or the
-    full run at its end."""
+    """Each result's run: kept per result by a merge, else the run that wrote the file."""
     meta = res.get("meta", {})
     if "sources" in meta:
         return dict(meta["sources"])
-    out = {}
-    for key in (k for k in res if k not in ("meta", "table")):
-        run = meta
-        while run.get("merged") and key not in run["merged"]["rerun"]:
-            run = run["merged"]["others_from"]
-        out[key] = _run_of(run)
-    return out
+    return {k: _run_of(meta) for k in res if k not in ("meta", "table")}
 
 
 def markdown(res: dict[str, Any], table: list[dict[str, Any]]) -> str:
@@ -1049,10 +1041,10 @@ def markdown(res: dict[str, Any], table: list[dict[str, Any]]) -> str:
         "machine, same client. Targets marked (bench) are this bench's own budgets, not the brief's.",
         "",
     ]
-    if res["meta"].get("merged"):
-        runs: dict[tuple[str, str], list[str]] = {}
-        for key, run in sorted(_sources(res).items()):
-            runs.setdefault((run.get("command", "?"), run.get("finished", "?")), []).append(key)
+    runs: dict[tuple[str, str], list[str]] = {}
+    for key, run in sorted(_sources(res).items()):
+        runs.setdefault((run["command"], run["finished"]), []).append(key)
+    if len(runs) > 1:
         lines += ["Figures by the run that measured them:", ""]
         lines += [
             f"- {', '.join(keys)}: `{command}` at {finished}"
@@ -1257,13 +1249,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge and (RESULTS / "latest.json").exists():
         earlier = json.loads((RESULTS / "latest.json").read_text())
         rerun = sorted(k for k in res if k != "meta")
-        others = earlier.get("meta", {})
-        # A merge that re-ran only figures re-run now holds nothing of its own: the
-        # others still come from the run it merged into.
-        before = others.get("merged")
-        if before and set(before["rerun"]) <= set(rerun):
-            others = before["others_from"]
-        res["meta"]["merged"] = {"rerun": rerun, "others_from": others}
+        res["meta"]["merged"] = {"rerun": rerun}
         this = _run_of(res["meta"])
         res["meta"]["sources"] = {**_sources(earlier), **{k: this for k in rerun}}
         res = {**{k: v for k, v in earlier.items() if k not in ("table", "meta")}, **res}

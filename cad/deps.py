@@ -58,10 +58,16 @@ async def current_principal(request: Request, token: str | None = Depends(oauth2
             raise Unauthorized("not authenticated: send Authorization: Bearer <token>")
         if request.method not in SAFE_METHODS:
             check_csrf(request)
+    principal = _verified(state, token)
+    request.state.principal = principal
+    return principal
+
+
+def _verified(state: AppState, token: str) -> Principal:
+    """The token's caller, unless the token is refused or its session has ended."""
     principal = decode_token(token, state.settings.jwt_secret)
     if state.auth is not None:
         state.auth.guard.check(principal)
-    request.state.principal = principal
     return principal
 
 
@@ -72,11 +78,8 @@ def bearer_principal(request: Request, roles: tuple[Role, ...]) -> Principal | N
     header = request.headers.get("authorization")
     if not header or not header.startswith("Bearer "):
         return None
-    state = state_of(request)
     try:
-        principal = decode_token(header[7:], state.settings.jwt_secret)
-        if state.auth is not None:
-            state.auth.guard.check(principal)
+        principal = _verified(state_of(request), header[7:])
     except CADError:
         return None
     if principal.role not in allowed_roles(roles):

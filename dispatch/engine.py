@@ -276,23 +276,23 @@ async def run_once(
     incident created since the last pass (from the events), lets a pass that would plan
     only those skip reading the queue: under a stream of calls with the fleet committed,
     that read was most of the leader's work."""
+
+    def plan(items: list[QueueItem]) -> list[Action]:
+        return plan_actions(
+            items,
+            directory,
+            eta,
+            now,
+            stale_after_s=stale_after_s,
+            divert_min_saving_s=divert_min_saving_s,
+        )
+
     if memory is not None and arrived is not None and memory.only_arrivals(directory, now):
         rank = {g: i for i, g in enumerate(grades)}
         queue = sorted(
             (a for a in arrived if a.grade in rank and a.incident_id not in memory.seen),
             key=lambda a: (rank[a.grade], a.incident_id),
         )
-
-        def plan(items: list[QueueItem]) -> list[Action]:
-            return plan_actions(
-                items,
-                directory,
-                eta,
-                now,
-                stale_after_s=stale_after_s,
-                divert_min_saving_s=divert_min_saving_s,
-            )
-
         actions = plan(queue)
         if actions:
             # As the event told of them, unless something has happened to them since
@@ -310,14 +310,7 @@ async def run_once(
             rows = await repo.pending_queue(conn, list(grades))
         queue = _still_short(rows, directory, plans)
         planned = queue if memory is None else memory.worth_planning(queue, directory, now)
-        actions = plan_actions(
-            planned,
-            directory,
-            eta,
-            now,
-            stale_after_s=stale_after_s,
-            divert_min_saving_s=divert_min_saving_s,
-        )
+        actions = plan(planned)
         if memory is not None:
             memory.remember_short(queue, actions, [r["id"] for r in rows])
     return [a for a in actions if await _commit(transaction, emit, directory, a)]

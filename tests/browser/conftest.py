@@ -6,7 +6,6 @@ page a test opens is watched for Content-Security-Policy violations: one fails t
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -23,7 +22,7 @@ from playwright.async_api import (
     async_playwright,
 )
 
-from tests.conftest import ARTIFACTS, PASSWORDS, Server
+from tests.conftest import ARTIFACTS, PASSWORDS, Server, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -126,18 +125,12 @@ async def http(server: Server) -> AsyncIterator[Any]:
     await client.aclose()
 
 
-async def box_of(locator: Locator, timeout_s: float = 5.0) -> FloatRect:
+async def box_of(locator: Locator) -> FloatRect:
     """The element's box once it has one. The consoles redraw a card whole when an event
     arrives, so the element a locator found may be replaced before it is measured, and
     Playwright then answers None where a moment later there is a box."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        box = await locator.bounding_box()
-        if box is not None:
-            return box
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{locator} has no box after {timeout_s} s")
-        await asyncio.sleep(0.05)
+    box: FloatRect = await wait_for(locator.bounding_box)
+    return box
 
 
 async def screenshot(page: Page, name: str) -> None:
