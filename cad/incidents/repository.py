@@ -59,8 +59,10 @@ async def read_for_new_incidents(
     to be the place's (the service keeps those of the one it settles on). Numbers drawn
     for a call that is then refused or replayed are gaps, as a rolled-back call's always
     were."""
-    columns = [[getattr(q, name) for q in queries] for name, _ in INTAKE_READ_COLUMNS]
-    rows = await conn.fetch(READ_FOR_NEW_INCIDENTS, *columns)
+    rows = await conn.fetch(
+        READ_FOR_NEW_INCIDENTS,
+        [{name: getattr(q, name) for name in _READ_NAMES} for q in queries],
+    )
     assert [r["k"] for r in rows] == list(range(1, len(queries) + 1))
     return [
         IntakeRead(
@@ -93,19 +95,23 @@ NEW_INCIDENT_COLUMNS = (
     ("location_source", "text"), ("actor", "text"), ("user_id", "bigint"), ("key", "text"),
     ("route", "text"), ("request_hash", "text"), ("response", "jsonb"),
 )  # fmt: skip
-_N = len(NEW_INCIDENT_COLUMNS)
 
 
-def _unnest(columns: Sequence[tuple[str, str]]) -> tuple[str, str]:
-    """One array parameter per column, $1 on (unnest's arguments), and the names."""
-    arrays = ", ".join(f"${n}::{sql_type}[]" for n, (_, sql_type) in enumerate(columns, 1))
-    return arrays, ", ".join(name for name, _ in columns)
+def _rows_of(param: str, columns: Sequence[tuple[str, str]], alias: str) -> str:
+    """The rows of a JSON array of objects given as one parameter, numbered in the order
+    given (``k``). One jsonb parameter rather than an array per column: asyncpg encodes
+    an array element by element (with isinstance checks against abstract classes, in
+    Python, for each), where the pool's jsonb codec (orjson) writes the whole batch in C."""
+    typed = ", ".join(f"{name} {sql_type}" for name, sql_type in columns)
+    names = ", ".join(name for name, _ in columns)
+    return f"ROWS FROM (jsonb_to_recordset({param}::jsonb) AS ({typed})) WITH ORDINALITY AS {alias}({names}, k)"
 
 
-_NEW_ARRAYS, _NEW_NAMES = _unnest(NEW_INCIDENT_COLUMNS)
+_NEW_NAMES = tuple(name for name, _ in NEW_INCIDENT_COLUMNS)
+_EVENT_COLUMNS = (("incident_id", "bigint"), ("type", "text"), ("data", "jsonb"))
 RECORD_NEW_INCIDENTS = f"""
 WITH v AS MATERIALIZED (
-    SELECT * FROM unnest({_NEW_ARRAYS}) AS v({_NEW_NAMES})),
+    SELECT * FROM {_rows_of("$1", NEW_INCIDENT_COLUMNS, "v")}),
 claim AS (
     INSERT INTO idempotency_keys (user_id, key, route, request_hash, status_code, response)
     SELECT v.user_id, v.key, v.route, v.request_hash, 201, v.response FROM v
@@ -116,7 +122,7 @@ go AS MATERIALIZED (
     WHERE v.key IS NULL
        OR EXISTS (SELECT 1 FROM claim WHERE claim.user_id = v.user_id AND claim.key = v.key)),
 marker AS MATERIALIZED (
-    SELECT pg_advisory_xact_lock_shared(${_N + 4}::bigint) FROM (SELECT 1 FROM go LIMIT 1) one),
+    SELECT pg_advisory_xact_lock_shared($3::bigint) FROM (SELECT 1 FROM go LIMIT 1) one),
 i AS (
     INSERT INTO incidents (id, ref, type_code, grade, grade_rule, status, lat, lng, address,
         area_code, description, risk, call_received_at, call_answered_at, created_at,
@@ -149,10 +155,9 @@ e AS (
            CASE WHEN x.area_code IS NULL THEN '{{}}'::text[] ELSE ARRAY[x.area_code] END,
            x.grade
     FROM marker, (SELECT t.incident_id, t.type, t.data, go.actor, go.area_code, go.grade
-                  FROM unnest(${_N + 1}::bigint[], ${_N + 2}::text[], ${_N + 3}::jsonb[])
-                       WITH ORDINALITY AS t(incident_id, type, data, n)
+                  FROM {_rows_of("$2", _EVENT_COLUMNS, "t")}
                   JOIN go ON go.id = t.incident_id JOIN i ON i.id = t.incident_id
-                  ORDER BY t.n) x
+                  ORDER BY t.k) x
     RETURNING seq)
 SELECT ARRAY(SELECT id FROM i) AS written, (SELECT count(*) FROM c) AS calls,
        (SELECT count(*) FROM e) AS events"""  # noqa: S608
@@ -174,25 +179,18 @@ async def record_new_incidents(
 ) -> set[int]:
     """Write new incidents with everything that goes with them; the ids written (a call
     whose key turns out to be taken is left out, and nothing of it is written)."""
-    columns: list[list[Any]] = [[] for _ in NEW_INCIDENT_COLUMNS]
-    ev_ids: list[int] = []
-    ev_types: list[str] = []
-    ev_data: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     for new in news:
         user_id, key, route, body_hash, answer = new.claim or (None, None, None, None, None)
         row = new.values | {
             "actor": new.actor, "user_id": user_id, "key": key, "route": route,
             "request_hash": body_hash, "response": answer,
         }  # fmt: skip
-        for column, (name, _) in zip(columns, NEW_INCIDENT_COLUMNS, strict=True):
-            column.append(row[name])
+        rows.append({name: row[name] for name in _NEW_NAMES})
         for event_type, data in new.events:
-            ev_ids.append(row["id"])
-            ev_types.append(event_type)
-            ev_data.append(data)
-    got = await conn.fetchrow(
-        RECORD_NEW_INCIDENTS, *columns, ev_ids, ev_types, ev_data, events_lock_key
-    )
+            events.append({"incident_id": row["id"], "type": event_type, "data": data})
+    got = await conn.fetchrow(RECORD_NEW_INCIDENTS, rows, events, events_lock_key)
     assert got is not None
     written = set(got["written"])
     assert got["calls"] == len(written)
@@ -331,9 +329,10 @@ async def nearby_open_incidents(
     return rows
 
 
+# What scoring and the answer use: a call has up to 50 candidates, and their texts were
+# read, sent and decoded for nothing.
 DUPLICATE_FIELDS = (
-    "id", "ref", "type_code", "grade", "status", "lat", "lng", "created_at", "address",
-    "address_line", "description", "same_phone",
+    "id", "ref", "type_code", "grade", "status", "lat", "lng", "created_at", "same_phone",
 )  # fmt: skip
 
 
@@ -350,7 +349,7 @@ def nearby_open_sql(
     No float arithmetic here: PostgreSQL raises on float underflow (a fuzzed 5e-324
     degrees), Python does not."""
     return f"""SELECT i.id, i.ref, i.type_code, i.grade, i.status, i.lat, i.lng,
-                  i.created_at, i.address, i.address_line, i.description,
+                  i.created_at,
                   ({phone}::text <> '' AND coalesce((
                       SELECT true FROM calls c
                       WHERE c.incident_id = i.id AND c.caller_phone = {phone}::text LIMIT 1), false)
@@ -367,13 +366,13 @@ NEARBY_OPEN_INCIDENTS = nearby_open_sql(
     lat="$1", lng="$2", dlat="$3", dlng="$4", since="$5", phone="$6"
 )
 
-# IntakeQuery's fields, with the type each array parameter takes (a field of a type not
-# here fails at import).
-_PG_ARRAY_TYPES = {
+# IntakeQuery's fields, with the type each takes in SQL (a field of a type not here fails
+# at import).
+_PG_TYPES = {
     "float": "float8", "str": "text", "str | None": "text", "datetime": "timestamptz",
     "date": "date", "bool": "boolean",
 }  # fmt: skip
-INTAKE_READ_COLUMNS = tuple((f.name, _PG_ARRAY_TYPES[str(f.type)]) for f in fields(IntakeQuery))
+INTAKE_READ_COLUMNS = tuple((f.name, _PG_TYPES[str(f.type)]) for f in fields(IntakeQuery))
 # Made once from constants: no value ever reaches the text. One row per call read, in
 # the order given (k); the postcodes near each are read once, for the place and for the
 # markers' candidates.
@@ -385,7 +384,7 @@ _INTAKE_MARKERS = match_sql(
 _INTAKE_DUPLICATES = nearby_open_sql(
     lat="q.lat", lng="q.lng", dlat="q.dlat", dlng="q.dlng", since="q.since", phone="q.phone"
 )
-_READ_ARRAYS, _READ_NAMES = _unnest(INTAKE_READ_COLUMNS)
+_READ_NAMES = tuple(name for name, _ in INTAKE_READ_COLUMNS)
 READ_FOR_NEW_INCIDENTS = f"""
 SELECT q.k, nextval('incidents_id_seq') AS new_id, nextval('calls_id_seq') AS new_call_id,
        'CAD ' || incident_ref_next(q.day) || '/' || q.suffix AS new_ref,
@@ -393,7 +392,7 @@ SELECT q.k, nextval('incidents_id_seq') AS new_id, nextval('calls_id_seq') AS ne
        ARRAY(SELECT ROW(m.*) FROM ({_INTAKE_MARKERS}) m) AS markers,
        ARRAY(SELECT ROW(d.*) FROM ({_INTAKE_DUPLICATES}) d ORDER BY d.created_at DESC)
            AS duplicates
-FROM unnest({_READ_ARRAYS}) WITH ORDINALITY AS q({_READ_NAMES}, k)
+FROM {_rows_of("$1", INTAKE_READ_COLUMNS, "q")}
 CROSS JOIN LATERAL (
     -- Each NULL when there is no postcode at all (a gazetteer not loaded).
     SELECT array_agg(ROW(p.*) ORDER BY p.distance_m, p.postcode) AS postcodes,
