@@ -30,7 +30,7 @@ from cad.auth.router import router as auth_router
 from cad.auth.service import Auth
 from cad.auth.throttle import SigninThrottle
 from cad.calls.router import router as calls_router
-from cad.calls.service import intake_batching
+from cad.calls.service import IntakeBatching
 from cad.catalogue.router import router as catalogue_router
 from cad.config import Settings, get_settings
 from cad.db.pool import DB_DOWN_ERRORS, create_pool
@@ -126,7 +126,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
             )
             stack.push_async_callback(redis.aclose)
             state = await _build_state(settings, pool, redis)
-            state.intake = intake_batching(intake_pool, settings.db_acquire_timeout_s)
+            state.intake = IntakeBatching(
+                intake_pool,
+                settings.db_acquire_timeout_s,
+                settings.intake_linger_ms / 1000,
+                settings.intake_min_batch,
+            )
             state.fleet = FleetSync(state.directory, pool, redis, state.stream_prefix)
             state.hub = Hub(pool, redis, state.stream_prefix, queue_max=settings.ws_queue_max)
             state.hub.add_listener(state.fleet.on_event)

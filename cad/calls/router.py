@@ -90,29 +90,12 @@ router.add_api_route(
 async def _record(
     body: CallIn, state: AppState, principal: Principal, idempotency_key: str | None
 ) -> Response:
+    if service.makes_new_incident(body):
+        assert state.intake is not None
+        with state.intake.call():
+            return await _record_new(body, state, principal, idempotency_key)
     if state.limiter is not None:
         await state.limiter.check(principal.user_id, "calls")
-    if service.makes_new_incident(body):
-        claim = idempotency.claim_for(
-            principal.user_id, idempotency_key, ROUTE, body.model_dump(mode="json")
-        )
-        assert body.location is not None
-        spot = service.point_spot(state, body.location)
-        if spot is None:  # an address: the gazetteer first
-            async with one_statement(state) as conn:
-                spot = await service.find_spot(conn, state, body.location)
-        # Read and written in the worker's shared statements, holding no connection
-        # while it waits for them.
-        prepared = await service.prepare_new_incident(
-            None, state, body, principal.user_id, principal.actor, claim, spot=spot
-        )
-        new = await service.commit_new_incident(state, prepared)
-        if new is None:
-            assert claim is not None
-            async with one_statement(state) as conn:
-                return idempotency.replay_response(await idempotency.stored_answer(conn, claim))
-        CALLS_ACCEPTED.labels(new.grade).inc()
-        return Response(new.content, status_code=201, media_type="application/json")
     recorded: dict[str, Any] = {}
 
     async def command() -> tuple[int, Any]:
@@ -129,6 +112,33 @@ async def _record(
         incident = recorded.get("incident")
         CALLS_ACCEPTED.labels(incident["grade"] if incident else "none").inc()
     return response
+
+
+async def _record_new(
+    body: CallIn, state: AppState, principal: Principal, idempotency_key: str | None
+) -> Response:
+    if state.limiter is not None:
+        await state.limiter.check(principal.user_id, "calls")
+    claim = idempotency.claim_for(
+        principal.user_id, idempotency_key, ROUTE, body.model_dump(mode="json")
+    )
+    assert body.location is not None
+    spot = service.point_spot(state, body.location)
+    if spot is None:  # an address: the gazetteer first
+        async with one_statement(state) as conn:
+            spot = await service.find_spot(conn, state, body.location)
+    # Read and written in the worker's shared statements, holding no connection while it
+    # waits for them.
+    prepared = await service.prepare_new_incident(
+        None, state, body, principal.user_id, principal.actor, claim, spot=spot
+    )
+    new = await service.commit_new_incident(state, prepared)
+    if new is None:
+        assert claim is not None
+        async with one_statement(state) as conn:
+            return idempotency.replay_response(await idempotency.stored_answer(conn, claim))
+    CALLS_ACCEPTED.labels(new.grade).inc()
+    return Response(new.content, status_code=201, media_type="application/json")
 
 
 @router.post("/grade-preview", response_class=JSON, responses=returns(GradePreviewOut))

@@ -7,7 +7,8 @@ goes out only after it commits.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -612,35 +613,51 @@ def _recorded(prepared: Prepared, written: bool) -> Recorded | None:
     return prepared.recorded
 
 
-@dataclass(frozen=True, slots=True)
 class IntakeBatching:
-    """The worker's group statements for new incidents' calls: the reads, the writes."""
+    """AppState.intake: each of a worker's concurrent new incidents' calls is one row of a
+    shared read and of a shared write (cad/db/group_commit.py); the reads may wait a
+    moment for the calls under way to join them."""
 
-    reads: GroupCommit[incidents_repo.IntakeQuery, incidents_repo.IntakeRead]
-    writes: GroupCommit[incidents_repo.NewIncident, bool]
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        acquire_timeout_s: float,
+        linger_s: float = 0.0,
+        min_batch: int = 1,
+    ) -> None:
+        async def write(
+            conn: asyncpg.Connection, news: Sequence[incidents_repo.NewIncident]
+        ) -> list[bool]:
+            written = await incidents_repo.record_new_incidents(conn, news, EVENTS_LOCK_KEY)
+            return [new.values["id"] in written for new in news]
 
-
-def intake_batching(pool: asyncpg.Pool, acquire_timeout_s: float) -> IntakeBatching:
-    """AppState.intake: each of a worker's concurrent calls is one row of a shared read
-    and of a shared write (cad/db/group_commit.py)."""
-
-    async def write(
-        conn: asyncpg.Connection, news: Sequence[incidents_repo.NewIncident]
-    ) -> list[bool]:
-        written = await incidents_repo.record_new_incidents(conn, news, EVENTS_LOCK_KEY)
-        return [new.values["id"] in written for new in news]
-
-    return IntakeBatching(
-        GroupCommit(
-            pool, incidents_repo.read_for_new_incidents, acquire_timeout_s=acquire_timeout_s
-        ),
-        GroupCommit(
+        self.calls = 0
+        self.reads: GroupCommit[incidents_repo.IntakeQuery, incidents_repo.IntakeRead] = (
+            GroupCommit(
+                pool,
+                incidents_repo.read_for_new_incidents,
+                acquire_timeout_s=acquire_timeout_s,
+                linger_s=linger_s,
+                min_batch=min_batch,
+                active=lambda: self.calls,
+            )
+        )
+        # No wait here: a read's calls come to the write together.
+        self.writes: GroupCommit[incidents_repo.NewIncident, bool] = GroupCommit(
             pool,
             write,
             key=lambda new: None if new.claim is None else (new.claim[0], new.claim[1]),
             acquire_timeout_s=acquire_timeout_s,
-        ),
-    )
+        )
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """A new incident's call under way, from its arrival to its answer."""
+        self.calls += 1
+        try:
+            yield
+        finally:
+            self.calls -= 1
 
 
 def _new_incident_events(

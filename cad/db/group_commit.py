@@ -8,6 +8,12 @@ refuses wrote nothing: its items are then written one by one, so one bad call fa
 alone. A lost connection is different, since the statement may or may not have
 committed: every item of it gets the error (a 503), and a retry with the same
 Idempotency-Key replays the answer if it had.
+
+A statement costs PostgreSQL and the worker about as much again as each item in it, so
+under load a flush may wait a moment for more (``linger_s``, as PostgreSQL's own
+commit_delay waits for other commits): up to that long, until ``min_batch`` items are
+queued, and only while at least that many requests are under way (``active``), so a
+lone call never waits for company that is not coming.
 """
 
 from __future__ import annotations
@@ -36,10 +42,13 @@ class GroupCommit(Generic[T, R]):
         *,
         max_batch: int = 64,
         acquire_timeout_s: float = 10.0,
+        linger_s: float = 0.0,
+        min_batch: int = 1,
+        active: Callable[[], int] = lambda: 0,
     ) -> None:
         """``run`` runs items in one statement and returns each one's result, in order;
         ``key`` names what must not meet itself in one statement (an Idempotency-Key),
-        or None."""
+        or None; ``active``, how many requests that will submit are under way."""
         self.pool = pool
         self.run = run
         self.key = key
@@ -51,11 +60,18 @@ class GroupCommit(Generic[T, R]):
         self.items = 0
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self.linger_s = linger_s
+        self.min_batch = min_batch
+        self.active = active
+        self._enough: asyncio.Future[None] | None = None  # set once min_batch are queued
 
     async def submit(self, item: T) -> R:
         """The item's result, once the statement that held it has committed."""
         done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, done))
+        enough = self._enough
+        if enough is not None and len(self._queue) >= self.min_batch and not enough.done():
+            enough.set_result(None)
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name="group-commit")
         # A request that goes away does not take its neighbours' statement with it.
@@ -64,6 +80,8 @@ class GroupCommit(Generic[T, R]):
     async def _flush(self) -> None:
         try:
             while self._queue:
+                if self._worth_waiting():
+                    await self._linger()
                 batch = self._take()
                 try:
                     await self._write(batch)
@@ -78,6 +96,23 @@ class GroupCommit(Generic[T, R]):
                     _fail(batch, exc)
         finally:
             self._flusher = None
+
+    def _worth_waiting(self) -> bool:
+        return (
+            self.linger_s > 0
+            and len(self._queue) < self.min_batch
+            and self.active() >= self.min_batch
+        )
+
+    async def _linger(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._enough = enough = loop.create_future()
+        timer = loop.call_later(self.linger_s, _settle, enough)
+        try:
+            await enough
+        finally:
+            timer.cancel()
+            self._enough = None
 
     def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
         """Up to max_batch items in arrival order, each key once (a repeat waits for the
@@ -110,3 +145,8 @@ def _fail(batch: Sequence[tuple[object, asyncio.Future[Any]]], exc: BaseExceptio
     for _, done in batch:
         if not done.done():
             done.set_exception(exc)
+
+
+def _settle(enough: asyncio.Future[None]) -> None:
+    if not enough.done():
+        enough.set_result(None)

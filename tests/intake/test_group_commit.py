@@ -85,6 +85,67 @@ async def test_a_lost_connection_fails_every_write_of_its_statement(db_url: str)
         await pool.close()
 
 
+async def test_a_flush_waits_for_the_calls_under_way_and_a_lone_call_does_not(
+    db_url: str,
+) -> None:
+    pool = await create_pool(db_url, 1, 4, 10)
+    try:
+        statements: list[list[int]] = []
+
+        async def run(conn: asyncpg.Connection, items: Sequence[int]) -> list[int]:
+            statements.append(list(items))
+            return list(await conn.fetchval("SELECT $1::int[]", list(items)))
+
+        under_way = 3
+        group = GroupCommit(pool, run, linger_s=30.0, min_batch=3, active=lambda: under_way)
+        first = asyncio.ensure_future(group.submit(1))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(group.submit(2))
+        await asyncio.sleep(0.05)
+        assert statements == []  # three are under way: the first two wait for the third
+        third = asyncio.ensure_future(group.submit(3))
+        assert await asyncio.gather(first, second, third) == [1, 2, 3]
+        assert statements == [[1, 2, 3]]
+
+        # Fewer under way than a full batch: written at once (a wait would take 30 s).
+        under_way = 2
+        assert await asyncio.wait_for(group.submit(4), 10) == 4
+        assert statements[-1] == [4]
+        # Without a wait (the default), calls that come apart go apart.
+        plain = GroupCommit(pool, run, active=lambda: 3)
+        assert await plain.submit(5) == 5 and await plain.submit(6) == 6
+        assert statements[-2:] == [[5], [6]]
+
+        # The wait is bounded: the company expected may never come.
+        under_way = 3
+        short = GroupCommit(pool, run, linger_s=0.05, min_batch=3, active=lambda: under_way)
+        assert await asyncio.wait_for(short.submit(7), 10) == 7
+        assert statements[-1] == [7]
+    finally:
+        await pool.close()
+
+
+async def test_calls_under_way_are_counted_until_answered_refused_ones_too(api: Api) -> None:
+    intake = api.state.intake
+    await ok(await post_call(api, call_body("THEFT", *LAMBETH)), 201)
+    assert intake.calls == 0
+    counted: list[int] = []
+    reads_submit = intake.reads.submit
+
+    async def submit(item: object) -> object:
+        counted.append(intake.calls)
+        return await reads_submit(item)  # type: ignore[arg-type]
+
+    intake.reads.submit = submit  # type: ignore[method-assign]
+    got = await asyncio.gather(*(post_call(api, call_body("THEFT", *LAMBETH)) for _ in range(5)))
+    assert [r.status_code for r in got] == [201] * 5
+    assert counted and max(counted) >= 2 and intake.calls == 0, counted
+    # Refused inside (a type the catalogue does not know): still counted out.
+    refused = await post_call(api, call_body("NO_SUCH_TYPE", *LAMBETH))
+    assert refused.status_code == 422, refused.text
+    assert intake.calls == 0
+
+
 @pytest.mark.gazetteer
 async def test_calls_that_share_statements_each_get_their_own_answer(api: Api) -> None:
     """Concurrent calls at different places, read and written in shared statements: each
