@@ -270,14 +270,19 @@ def scored_duplicates(
     candidate is scored; only the five shown are described (in a busy hour a call has
     dozens of candidates)."""
     scored = []
+    related_to: dict[str, bool] = {}  # candidates share a few dozen types at most
     for row in rows:
+        other = row["type_code"]
+        related = related_to.get(other)
+        if related is None:
+            related = related_to[other] = related_types(other, type_code, state.catalogue)
         distance = nearby_metres(lat, lng, row["lat"], row["lng"])
         age = max(0.0, (now - row["created_at"]).total_seconds())
         score = duplicate_score(
             distance,
             age,
-            same_type=row["type_code"] == type_code,
-            related=related_types(row["type_code"], type_code, state.catalogue),
+            same_type=other == type_code,
+            related=related,
             same_phone=row["same_phone"],
             max_distance_m=DUPLICATE_RADIUS_M,
             max_age_s=DUPLICATE_WINDOW_S,

@@ -54,6 +54,28 @@ async def test_a_call_from_the_same_phone_ranks_first(api: Api) -> None:
     assert dups[0]["score"] > dups[1]["score"]
 
 
+async def test_the_same_phone_is_the_number_as_written(api: Api) -> None:
+    """Read through the phone index, the same phone is still the same text: a number
+    written another way is another caller here, and a number without digits (no index
+    key) still matches itself."""
+
+    def caller(phone: str, lat: float, lng: float) -> dict[str, object]:
+        body = call_body("VIOLENCE", lat, lng)
+        body["caller"] = {"name": "Caller", "phone": phone}
+        return body
+
+    for n, (mine_phone, other_phone) in enumerate(
+        [("07700 900003", "+44 7700 900003"), ("()", "07700 900004")]
+    ):
+        here = offset(*HERE, east_m=3000 * (n + 1))
+        mine = await new_incident(api, caller(mine_phone, *offset(*here, north_m=-150)))
+        other = await new_incident(api, caller(other_phone, *offset(*here, north_m=150)))
+        r = await post_call(api, caller(mine_phone, *here))
+        dups = r.json()["possible_duplicates"]
+        assert [d["id"] for d in dups] == [mine["id"], other["id"]], (mine_phone, dups)
+        assert dups[0]["score"] > dups[1]["score"], dups
+
+
 async def test_link_to_attaches_without_new_incident(api: Api, db_url: str) -> None:
     first = await new_incident(api, call_body("VIOLENCE", *HERE))
     before = await counts(db_url)
