@@ -7,7 +7,7 @@ goes out only after it commits.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -260,7 +260,7 @@ def _duplicate_window(lat: float, now: datetime) -> tuple[float, float, datetime
 
 def scored_duplicates(
     state: AppState,
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Sequence[Any]],
     lat: float,
     lng: float,
     type_code: str,
@@ -268,22 +268,23 @@ def scored_duplicates(
 ) -> list[dict[str, Any]]:
     """The likely duplicates among open incidents near and recent, best first. Every
     candidate is scored; only the five shown are described (in a busy hour a call has
-    dozens of candidates)."""
+    dozens of candidates). ``rows``: the duplicate search's, in DUPLICATE_FIELDS order
+    (asyncpg records or the shared read's tuples, taken as they come)."""
     scored = []
     related_to: dict[str, bool] = {}  # candidates share a few dozen types at most
     for row in rows:
-        other = row["type_code"]
+        other = row[_TYPE]
         related = related_to.get(other)
         if related is None:
             related = related_to[other] = related_types(other, type_code, state.catalogue)
-        distance = nearby_metres(lat, lng, row["lat"], row["lng"])
-        age = max(0.0, (now - row["created_at"]).total_seconds())
+        distance = nearby_metres(lat, lng, row[_LAT], row[_LNG])
+        age = max(0.0, (now - row[_CREATED]).total_seconds())
         score = duplicate_score(
             distance,
             age,
             same_type=other == type_code,
             related=related,
-            same_phone=row["same_phone"],
+            same_phone=row[_SAME_PHONE],
             max_distance_m=DUPLICATE_RADIUS_M,
             max_age_s=DUPLICATE_WINDOW_S,
         )
@@ -293,18 +294,26 @@ def scored_duplicates(
     scored.sort(key=lambda s: -s[0])
     return [
         {
-            "id": row["id"],
-            "ref": row["ref"],
-            "type_code": row["type_code"],
-            "grade": row["grade"],
-            "status": row["status"],
+            "id": row[_ID],
+            "ref": row[_REF],
+            "type_code": row[_TYPE],
+            "grade": row[_GRADE],
+            "status": row[_STATUS],
             "distance_m": round(distance),
             "age_s": round(age),
             "score": score,
-            "created_at": row["created_at"].isoformat(),
+            "created_at": row[_CREATED].isoformat(),
         }
         for score, distance, age, row in scored[:5]
     ]
+
+
+_ID, _REF, _TYPE, _GRADE, _STATUS, _LAT, _LNG, _CREATED, _SAME_PHONE = (
+    incidents_repo.DUPLICATE_FIELDS.index(name)
+    for name in (
+        "id", "ref", "type_code", "grade", "status", "lat", "lng", "created_at", "same_phone"
+    )
+)  # fmt: skip
 
 
 def _check_times(body: CallIn, now: datetime) -> tuple[datetime, datetime]:

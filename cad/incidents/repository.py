@@ -25,7 +25,7 @@ class IntakeRead:
     ids: dict[str, Any]  # id, call_id, ref: drawn now, used when it is written
     postcodes: list[dict[str, Any]]  # the nearest postcodes, with distance_m
     markers: list[dict[str, Any]]  # candidate markers (markers.service.matched decides)
-    duplicates: list[dict[str, Any]]  # open incidents near in place and time
+    duplicates: list[tuple[Any, ...]]  # open incidents near in place and time (DUPLICATE_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,7 @@ async def read_for_new_incidents(
             ids={"id": r["new_id"], "call_id": r["new_call_id"], "ref": r["new_ref"]},
             postcodes=[dict(zip(POSTCODE_FIELDS, p, strict=True)) for p in r["postcodes"] or ()],
             markers=[dict(zip(MATCH_FIELDS, m, strict=True)) for m in r["markers"]],
-            duplicates=[dict(zip(DUPLICATE_FIELDS, d, strict=True)) for d in r["duplicates"]],
+            duplicates=r["duplicates"],
         )
         for r in rows
     ]
