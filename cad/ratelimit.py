@@ -23,6 +23,12 @@ from cad.errors import TooManyRequests
 
 _Key = tuple[int, str, int]
 
+_INCR = """
+local count = redis.call('INCRBY', KEYS[1], ARGV[1])
+if count == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], 120) end
+return count
+"""
+
 
 @dataclass
 class _Batch:
@@ -38,6 +44,9 @@ class RateLimiter:
         self.prefix = prefix
         self.per_minute = per_minute
         self._local: dict[_Key, int] = {}
+        # One command, where INCRBY and EXPIRE were two: its window's key expires once
+        # created (the minute is in its name; the expiry only clears it away).
+        self._incr = redis.register_script(_INCR)
         self._waiting: dict[_Key, _Batch] = {}  # not yet sent: new checks join it
         self._in_flight: dict[_Key, asyncio.Future[int]] = {}
         # The sends, held so that none is collected mid-flight; one that a check's
@@ -86,11 +95,7 @@ class RateLimiter:
         user_id, scope, window = key
         name = f"{self.prefix}:rl:{scope}:{user_id}:{window}"
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.incrby(name, n)
-            pipe.expire(name, 120)
-            count, _ = await pipe.execute()
-            return int(count)
+            return int(await self._incr(keys=[name], args=[n]))
         except (RedisError, OSError):
             self._local = {k: v for k, v in self._local.items() if k[2] >= window - 1}
             count = self._local.get(key, 0) + n

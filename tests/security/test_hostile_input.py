@@ -328,6 +328,7 @@ async def test_concurrent_limit_checks_share_a_round_trip_and_count_exactly(
     # Counted in Redis as 25 checks, where another worker's checks meet them.
     (key,) = [k async for k in redis.scan_iter(f"{redis_prefix}:rl:calls:7:*")]
     assert int(await redis.get(key)) == 25
+    assert 0 < await redis.ttl(key) <= 120  # the window's key goes when the window has
     # One at a time they still count one each.
     other = RateLimiter(redis, redis_prefix, per_minute=27)
     await other.check(7, "calls")
