@@ -12,14 +12,16 @@ import httpx
 import orjson
 import pytest
 import websockets
+from redis.asyncio import Redis
 
 from cad.config import Settings
 from cad.db.pool import connect
 from cad.events import repository
 from cad.events.horizon import Horizon
-from cad.events.hub import Hub
+from cad.events.hub import Hub, encode_event, stream_key
+from cad.events.relay import run_relay
 from cad.events.writer import append_event
-from tests.conftest import Api, Server, call_body, login, start_server
+from tests.conftest import Api, Server, call_body, login, start_server, wait_for
 
 
 class Console:
@@ -286,3 +288,43 @@ async def test_paging_events_by_last_seq_neither_skips_nor_repeats(api: Api) -> 
         seen += [e["seq"] for e in page["events"]]
         since = page["next_since"]
     assert seen == [e["seq"] for e in everything["events"]]
+
+
+async def test_a_relay_overtaken_by_another_picks_up_after_it(
+    db_url: str, redis: Redis, redis_prefix: str
+) -> None:
+    """Two relays for a moment (a leader replaced): the stream has events ahead of this
+    one. Its append stops at the first it can no longer add, it re-reads where the stream
+    is, and goes on after it: every event once, in seq order."""
+    writer, relay_conn = await connect(db_url), await connect(db_url)
+    key = stream_key(redis_prefix)
+    relay = asyncio.create_task(run_relay(relay_conn, redis, redis_prefix))
+    try:
+
+        async def stream_seqs() -> list[int]:
+            return [int(i.decode().split("-")[0]) for i, _ in await redis.xrange(key)]
+
+        async with writer.transaction():
+            early = [await append_event(writer, "early", "t") for _ in range(3)]
+        await wait_for(lambda: _last_is(stream_seqs, early[-1].seq))
+        async with writer.transaction():
+            later = [await append_event(writer, "later", "t") for _ in range(5)]
+            # The other relay, faster: the first three of them, before this one sees any.
+            for event in later[:3]:
+                await redis.xadd(key, {"e": encode_event(event)}, id=f"{event.seq}-0")
+        await wait_for(lambda: _last_is(stream_seqs, later[-1].seq))
+        seqs = await stream_seqs()
+        assert seqs == sorted(set(seqs)) and seqs[-8:] == [e.seq for e in early + later]
+        entries = await redis.xrange(key, min=f"{later[3].seq}-0")
+        assert [orjson.loads(fields[b"e"])["type"] for _, fields in entries] == ["later"] * 2
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+        await writer.close()
+        await relay_conn.close()
+
+
+async def _last_is(seqs: Any, seq: int) -> bool:
+    got = await seqs()
+    return bool(got) and got[-1] == seq
