@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 import orjson
 import psutil
@@ -203,23 +202,11 @@ def intake_one(srv: Server, args: argparse.Namespace) -> dict[str, Any]:
     return _intake_round(srv, "ours", args)
 
 
-async def copy_db(template_url: str, url: str) -> None:
-    """``url``'s database made anew as a copy of ``template_url``'s (which nothing may be
-    connected to): rounds that each start from the same state."""
-    name, template = urlsplit(url).path.lstrip("/"), urlsplit(template_url).path.lstrip("/")
-    admin = await asyncpg.connect(with_db(url, "postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
-    finally:
-        await admin.close()
-
-
 def fresh_server(env: dict[str, str], template_url: str, label: str) -> Server:
     """Ours on a fresh copy of ``template_url``'s database, under a Redis prefix of its own
     (two servers on one prefix would relay two databases' events into one stream)."""
     url = with_db(template_url, f"{urlsplit(template_url).path.lstrip('/')}_{label}")
-    asyncio.run(copy_db(template_url, url))
+    asyncio.run(recreate_db(url, template_url))
     prefix = f"{env['CAD_REDIS_PREFIX']}:{label}"
     return ours({**env, "CAD_DATABASE_URL": url, "CAD_REDIS_PREFIX": prefix})
 
@@ -1206,7 +1193,7 @@ def main(argv: list[str] | None = None) -> int:
     asyncio.run(_avl_fleet(db, args.avl_units))
     # What each intake round starts from (nothing connects to a template).
     template = with_db(base, "cad_bench_template")
-    asyncio.run(copy_db(db, template))
+    asyncio.run(recreate_db(template, db))
 
     if "recommend" in only:
         postgis = _ensure_postgis()

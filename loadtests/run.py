@@ -43,12 +43,20 @@ def with_db(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-async def recreate_db(db_url: str) -> None:
+async def recreate_db(db_url: str, template_url: str | None = None) -> None:
+    """The database made anew: empty, or a copy of ``template_url``'s (which nothing may
+    be connected to)."""
     name = urlsplit(db_url).path.lstrip("/")
     admin = await asyncpg.connect(with_db(db_url, "postgres"))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        if template_url is None:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        else:
+            template = urlsplit(template_url).path.lstrip("/")
+            await admin.execute(
+                f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY'
+            )
     finally:
         await admin.close()
 
