@@ -48,7 +48,8 @@ class GroupCommit(Generic[T, R]):
     ) -> None:
         """``run`` runs items in one statement and returns each one's result, in order;
         ``key`` names what must not meet itself in one statement (an Idempotency-Key),
-        or None; ``active``, how many requests that will submit are under way."""
+        or None; ``active``, how many requests are under way that may yet submit (more
+        is harmless: the wait is bounded by ``linger_s``)."""
         self.pool = pool
         self.run = run
         self.key = key

@@ -25,7 +25,7 @@ STREAM_MAXLEN = 20_000
 BATCH = 500
 
 # A batch's events in seq order, in one command (as a pipeline of XADDs, redis-py packed
-# and parsed each, ~7% of the leader's time under a stream of calls). An id at or below
+# and parsed each in Python, one batch after another under a stream of calls). An id at or below
 # the stream's last stops it there with an error, as that XADD did: the relay re-reads
 # its position, and what is after it is relayed from there.
 _APPEND = """

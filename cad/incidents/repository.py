@@ -344,25 +344,30 @@ def nearby_open_sql(
 
     The box and the time window are both index conditions of incidents_near_idx (GiST
     on point and time). same_phone: the incidents this phone has called about are read
-    once, through the phone index (its key, then the number exactly), not looked up per
-    candidate (50 index probes a call in a busy hour, a third of the search); a number
-    without digits has no key and is looked up per candidate as before. (As EXISTS the
-    planner hashed it, scanning the whole calls table on every intake.)
+    once (``caller``, materialized so that neither the key nor the lookup is worked out
+    again for every candidate), through the phone index (its key, then the number
+    exactly), not looked up per candidate (50 index probes a call in a busy hour, a third
+    of the search); a number whose key is empty (no digits) is looked up per candidate
+    as before. (As EXISTS the planner hashed it, scanning the whole calls table on every
+    intake.)
     No float arithmetic here: PostgreSQL raises on float underflow (a fuzzed 5e-324
     degrees), Python does not."""
-    return f"""SELECT i.id, i.ref, i.type_code, i.grade, i.status, i.lat, i.lng,
+    return f"""WITH caller AS MATERIALIZED (
+               SELECT k.key, ARRAY(
+                   SELECT c.incident_id FROM calls c
+                   WHERE c.phone_key = k.key AND c.phone_key <> ''
+                     AND c.caller_phone = {phone}::text) AS incidents
+               FROM (SELECT cad_phone_key({phone}::text) AS key) k)
+           SELECT i.id, i.ref, i.type_code, i.grade, i.status, i.lat, i.lng,
                   i.created_at,
-                  ({phone}::text <> '' AND CASE WHEN cad_phone_key({phone}::text) <> ''
-                      THEN i.id = ANY(ARRAY(
-                          SELECT c.incident_id FROM calls c
-                          WHERE c.phone_key = cad_phone_key({phone}::text)
-                            AND c.phone_key <> '' AND c.caller_phone = {phone}::text))
+                  ({phone}::text <> '' AND CASE WHEN caller.key <> ''
+                      THEN i.id = ANY(caller.incidents)
                       ELSE coalesce((
                           SELECT true FROM calls c
                           WHERE c.incident_id = i.id AND c.caller_phone = {phone}::text
                           LIMIT 1), false) END
                   ) AS same_phone
-           FROM incidents i
+           FROM caller, incidents i
            WHERE i.status <> 'closed' AND i.merged_into IS NULL
              AND point(i.lng, i.lat) <@ box(point({lng}::float8 - {dlng}::float8, {lat}::float8 - {dlat}::float8),
                                             point({lng}::float8 + {dlng}::float8, {lat}::float8 + {dlat}::float8))
