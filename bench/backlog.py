@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from bench.loadgen import median_index
 from cad.incidents.repository import NEARBY_OPEN_INCIDENTS
 
 BACKLOG = 50_000
@@ -107,7 +108,7 @@ def run(
         round(f["rate_per_s"] / e["rate_per_s"], 3)
         for f, e in zip(runs["full"], runs["empty"], strict=True)
     ]
-    median = sorted(range(ROUNDS), key=lambda n: out["ratios"][n])[ROUNDS // 2]
+    median = median_index(out["ratios"])
     for name in ("empty", "full"):
         out[name] = {
             **runs[name][median],

@@ -255,10 +255,15 @@ def run_load(spec: LoadSpec, processes: int = 1) -> LoadResult:
     return total
 
 
+def median_index(values: list[float]) -> int:
+    """Which of the rounds has the median value (the upper one of an even count)."""
+    return sorted(range(len(values)), key=values.__getitem__)[len(values) // 2]
+
+
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Of rounds' summaries, the round with the median rate, with every round's rate."""
-    ranked = sorted(runs, key=lambda r: r["rate_per_s"])
-    return {**ranked[len(ranked) // 2], "rounds_rate_per_s": [r["rate_per_s"] for r in runs]}
+    rates = [r["rate_per_s"] for r in runs]
+    return {**runs[median_index(rates)], "rounds_rate_per_s": rates}
 
 
 def summary(result: LoadResult) -> dict[str, Any]:

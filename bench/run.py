@@ -180,7 +180,7 @@ def intake(
             log(f"intake round {n + 1} {name}: {got[name]}")
         got["ratio"] = round(got["ours"]["rate_per_s"] / got["floor"]["rate_per_s"], 3)
         rounds.append(got)
-    median = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
+    median = rounds[loadgen.median_index([r["ratio"] for r in rounds])]
     out["rounds"] = rounds
     out["ours"], out["floor"] = median["ours"], median["floor"]
     out["ratios"] = [r["ratio"] for r in rounds]
@@ -862,17 +862,11 @@ def rows(res: dict[str, Any]) -> list[dict[str, Any]]:
     if "backlog" in res:
         g = res["backlog"]
         full, empty = g["full"], g["empty"]
-        ratios = g.get("ratios")
+        ratios = ", ".join(f"{x:.2f}" for x in g["ratios"])
         add(
-            f"(f) intake calls/s with {g['backlog']:,} incidents in the last hour, "
-            + (
-                f"median of {len(ratios)} rounds alternating with the baseline, each on a "
-                f"fresh database (ratios {', '.join(f'{x:.2f}' for x in ratios)}; "
-                if ratios
-                else f"median of {len(full.get('rounds_rate_per_s', [0]))} rounds alternating "
-                "with the baseline ("
-            )
-            + "baseline: none)",
+            f"(f) intake calls/s with {g['backlog']:,} incidents in the last hour, median of "
+            f"{len(g['ratios'])} rounds alternating with the baseline, each on a fresh "
+            f"database (ratios {ratios}; baseline: none)",
             full["rate_per_s"],
             empty["rate_per_s"],
             AT_MOST_SLOWER,
