@@ -304,6 +304,15 @@ async def test_a_relay_overtaken_by_another_picks_up_after_it(
         async def stream_seqs() -> list[int]:
             return [int(i.decode().split("-")[0]) for i, _ in await redis.xrange(key)]
 
+        async def relayed_one() -> bool:
+            # A relay starting on an empty stream starts at the horizon: what committed
+            # before it looked is not its to send. It is live once it sends a new one.
+            async with writer.transaction():
+                warm = await append_event(writer, "warm", "t")
+            await asyncio.sleep(0.05)
+            return await _last_is(stream_seqs, warm.seq)
+
+        await wait_for(relayed_one)
         async with writer.transaction():
             early = [await append_event(writer, "early", "t") for _ in range(3)]
         await wait_for(lambda: _last_is(stream_seqs, early[-1].seq))
