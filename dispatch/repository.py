@@ -273,17 +273,23 @@ async def pending_queue(
     return rows
 
 
+# Each id looked up by its key (LATERAL ... LIMIT 1 cannot be flattened into a join):
+# as `id = ANY($1) AND status = 'pending'` the planner, its statistics taken while few
+# incidents were pending, walked the queue index through every pending incident to find
+# these few (5 ms a pass once a surge had left thousands pending).
+UNTOUCHED = """SELECT x.id FROM unnest($1::bigint[]) AS x(id)
+    CROSS JOIN LATERAL (SELECT i.status, i.merged_into FROM incidents i
+                        WHERE i.id = x.id LIMIT 1) i
+    WHERE i.status = 'pending' AND i.merged_into IS NULL
+      AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.incident_id = x.id
+                      AND a.status IN ('dispatched', 'en_route', 'on_scene'))"""
+
+
 async def untouched(conn: asyncpg.Connection, incident_ids: list[int]) -> set[int]:
     """Of these incidents, those still pending with no unit on them: what an arrival
     from its incident.created event says (an emergency or an import may have sent units
     in the transaction that created it)."""
-    rows = await conn.fetch(
-        """SELECT i.id FROM incidents i
-           WHERE i.id = ANY($1::bigint[]) AND i.status = 'pending' AND i.merged_into IS NULL
-             AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.incident_id = i.id
-                             AND a.status IN ('dispatched', 'en_route', 'on_scene'))""",
-        incident_ids,
-    )
+    rows = await conn.fetch(UNTOUCHED, incident_ids)
     return {r["id"] for r in rows}
 
 

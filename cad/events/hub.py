@@ -197,6 +197,12 @@ class Hub:
         assert self._moved is not None
         while True:
             await asyncio.sleep(self._positions_every_s)
+            watching = [s for s in self.subscribers if s.positions and s.dropped_reason is None]
+            if not watching:
+                # No diff of the fleet for nobody: the first console to come reads what
+                # moved meanwhile in its first push (it loads its snapshot after it
+                # connects, so that push repeats positions it has, which is harmless).
+                continue
             try:
                 moved = self._moved()
             except Exception:
@@ -205,11 +211,10 @@ class Hub:
             if not moved:
                 continue
             frame = Positions(orjson.dumps({"type": "positions", "units": moved}))
-            for sub in list(self.subscribers):
-                if sub.positions and sub.dropped_reason is None:
-                    # A console this far behind is about to be dropped for its events.
-                    with contextlib.suppress(asyncio.QueueFull):
-                        sub.queue.put_nowait(frame)
+            for sub in watching:
+                # A console this far behind is about to be dropped for its events.
+                with contextlib.suppress(asyncio.QueueFull):
+                    sub.queue.put_nowait(frame)
 
     async def stop(self) -> None:
         if self._ticker is not None:

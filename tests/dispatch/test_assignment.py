@@ -10,10 +10,12 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 
 from cad.db.pool import connect
 from cad.events.writer import Event, append_event
 from cad.leader import Leader
+from dispatch import repository as repo
 from dispatch.engine import EngineMemory, QueueItem, arrival, run_once
 from dispatch.model import Need
 from dispatch.status import UnitStatus
@@ -451,3 +453,34 @@ async def test_the_leader_reads_the_queue_after_a_regrade_or_a_return(api: Api) 
         leader.on_event(event(other))
         assert leader._take_arrivals() is None, other
         assert leader._take_arrivals() == []
+
+
+async def test_arrivals_are_checked_by_key_whatever_the_statistics_say(db_url: str) -> None:
+    """The engine's check of its arrivals probes each incident by its key, even when the
+    statistics date from an hour with nothing pending and a surge has left thousands
+    pending since (the plan that walked them all cost 5 ms a pass)."""
+    conn = await connect(db_url)
+    try:
+        await conn.execute("ANALYZE incidents")
+        ids = await conn.fetchval(
+            """WITH n AS (
+                   INSERT INTO incidents (ref, type_code, grade, grade_rule, lat, lng,
+                                          call_received_at, call_answered_at)
+                   SELECT 'CAD T' || g, 'BURG', 'S', 'test', 51.5, -0.12, now(), now()
+                   FROM generate_series(1, 5000) g RETURNING id)
+               SELECT array_agg(id ORDER BY id DESC) FROM n"""
+        )
+        plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {repo.UNTOUCHED}", ids[:40])
+        scans: list[tuple[str, str | None]] = []
+
+        def walk(node: dict[str, Any]) -> None:
+            if node.get("Relation Name") == "incidents":
+                scans.append((node["Node Type"], node.get("Index Name")))
+            for child in node.get("Plans", ()):
+                walk(child)
+
+        walk((orjson.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+        assert scans == [("Index Scan", "incidents_pkey")], scans
+        assert await repo.untouched(conn, ids[:40]) == set(ids[:40])
+    finally:
+        await conn.close()

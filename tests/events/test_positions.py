@@ -8,6 +8,7 @@ import httpx
 import orjson
 import websockets
 
+from cad.events.hub import Hub, Positions
 from tests.conftest import Server, login
 
 
@@ -59,3 +60,32 @@ async def test_staff_consoles_get_one_push_of_what_moved_units_do_not(server: Se
         assert len(moved) < len(units), pushes
     assert first == second  # the same push, built once for the worker
     assert unit_console == []  # a unit's terminal is not sent the fleet
+
+
+async def test_the_fleet_is_not_diffed_while_no_console_takes_positions() -> None:
+    """A worker with no staff console open does not walk the fleet every push (10,000
+    units a second on each worker, for nobody)."""
+    walks: list[int] = []
+
+    def moved() -> list[dict[str, object]]:
+        walks.append(1)
+        return [{"id": 1, "lat": 51.5, "lng": -0.1, "at": None}]
+
+    hub = Hub(None, None, "t")  # type: ignore[arg-type]  # the ticker uses neither
+    hub.push_positions(moved, 0.01)
+    ticker = asyncio.create_task(hub._push_positions())
+    try:
+        unit_terminal = hub.subscribe(positions=False)
+        await asyncio.sleep(0.1)
+        assert walks == [] and unit_terminal.queue.empty()
+        console = hub.subscribe(positions=True)
+        await asyncio.sleep(0.1)
+        assert walks and isinstance(console.queue.get_nowait(), Positions)
+        assert unit_terminal.queue.empty()
+        hub.unsubscribe(console)
+        await asyncio.sleep(0.03)
+        seen = len(walks)
+        await asyncio.sleep(0.1)
+        assert len(walks) == seen
+    finally:
+        ticker.cancel()

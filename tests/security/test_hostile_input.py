@@ -335,3 +335,53 @@ async def test_concurrent_limit_checks_share_a_round_trip_and_count_exactly(
     await other.check(7, "calls")
     with pytest.raises(TooManyRequests):
         await other.check(7, "calls")
+
+
+async def test_a_runaway_client_is_counted_ahead_and_a_person_never_is(
+    redis: Redis, redis_prefix: str
+) -> None:
+    """Ten checks a second or more on a worker, and each INCRBY counts about a tenth of a
+    second's worth ahead (at most a hundredth of the limit), which the next checks take
+    without asking Redis; under that pace every check is its own count."""
+
+    async def scripts() -> int:
+        stats = await redis.info("commandstats")
+        return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("eval", "evalsha"))
+
+    async def count(user: int) -> int:
+        (key,) = [k async for k in redis.scan_iter(f"{redis_prefix}:rl:calls:{user}:*")]
+        return int(await redis.get(key))
+
+    now = [600_000.0]  # the start of a minute window
+    limiter = RateLimiter(redis, redis_prefix, per_minute=5_000, clock=lambda: now[0])
+    # A person's pace: nine in a second, then nine the next, one at a time.
+    before = await scripts()
+    for i in range(18):
+        now[0] = 600_000.0 + i / 9
+        await limiter.check(1, "calls")
+    assert await scripts() - before == 18
+    assert await count(1) == 18
+    # A script's: 300 checks in one second, then the next second's.
+    for i in range(300):
+        now[0] = 600_010.0 + i / 300
+        await limiter.check(2, "calls")
+    before = await scripts()
+    for i in range(300):
+        now[0] = 600_011.0 + i / 300
+        await limiter.check(2, "calls")
+    # 30 counted ahead each time (300 ÷ 10; the cap, 50, is not reached): one INCRBY of
+    # 31 per 31 checks, where there were 300.
+    assert await scripts() - before == 10
+    assert await count(2) == 600 + 10 * 31 - 300
+    # Near the limit the places held ahead are refused like any count past it, and never
+    # more than the limit pass.
+    tight = RateLimiter(redis, redis_prefix, per_minute=1_000, clock=lambda: now[0])
+    passed = 0
+    for i in range(1_500):
+        now[0] = 600_020.0 + i / 100  # 100 a second for 15 s, one window
+        try:
+            await tight.check(3, "calls")
+            passed += 1
+        except TooManyRequests:
+            pass
+    assert 1_000 - 10 <= passed <= 1_000, passed
