@@ -29,6 +29,7 @@ from cad.auth.guard import SessionGuard
 from cad.auth.router import router as auth_router
 from cad.auth.service import Auth
 from cad.auth.throttle import SigninThrottle
+from cad.calls.router import IntakeShortcut
 from cad.calls.router import router as calls_router
 from cad.calls.service import IntakeBatching
 from cad.catalogue.router import router as catalogue_router
@@ -198,6 +199,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         subscriptions_router,
     ):
         app.include_router(router, responses=API_ERRORS)
+    # Added first, so innermost: every middleware below sees the calls it takes.
+    app.add_middleware(IntakeShortcut)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,5 +1,6 @@
-"""POST /api/calls takes the common request without FastAPI's dependency solving, and
-leaves every other one to FastAPI's own handler, which answers it as before."""
+"""POST /api/calls takes the common request past FastAPI's routing and dependency
+solving (cad/calls/router.py, IntakeShortcut), and leaves every other one to the route,
+which answers it as before; every middleware sees both."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import fastapi.routing
+import httpx
 import pytest
 
-from tests.conftest import Api, call_body
+from tests.conftest import Api, call_body, make_settings, running_api
 from tests.intake._support import counts, error_fields, post_call
 
 
@@ -36,6 +38,12 @@ async def test_a_call_with_a_bearer_token_and_a_valid_body_skips_dependency_solv
     r = await post_call(api, call_body(), key="route-1")
     assert r.status_code == 201, r.text
     assert solved == []
+    # The middleware saw it: request id, security headers, the metrics under the route.
+    assert len(r.headers["x-request-id"]) == 32
+    assert r.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    metrics = (await api.client.get("/metrics")).text
+    assert 'cad_http_requests_total{method="POST",route="/api/calls",status="201"}' in metrics
     again = await post_call(api, call_body(), key="route-1")
     assert again.status_code == 201 and again.json() == r.json()
     assert solved == []
@@ -73,3 +81,27 @@ async def test_anything_else_is_answered_by_fastapis_handler_as_before(
     # dependency was solved, the other five solved theirs.
     assert solved == ["POST"] * 5
     assert await counts(db_url) == before
+
+
+async def test_the_calls_it_takes_still_pass_cors_and_trusted_hosts(
+    db_url: str, redis_prefix: str
+) -> None:
+    """The short way is inside every middleware the settings add: a call from a host the
+    room does not serve is refused, and a desk on an allowed origin gets its CORS
+    header, as on any route."""
+    settings = make_settings(
+        db_url, redis_prefix, cors_origins="http://desk.example", allowed_hosts="test"
+    )
+    async with running_api(settings) as api:
+        origin = {"Origin": "http://desk.example"}
+        ok = await api.as_("handler", "POST", "/api/calls", json=call_body(), headers=origin)
+        assert ok.status_code == 201, ok.text
+        assert ok.headers["access-control-allow-origin"] == "http://desk.example"
+        # Not through the test client, whose contract check knows the routes' answers
+        # (the trusted-host middleware answers before any route).
+        elsewhere = {"Host": "elsewhere.example", **await api.headers("handler")}
+        transport = httpx.ASGITransport(app=api.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as raw:
+            refused = await raw.post("/api/calls", json=call_body(), headers=elsewhere)
+        assert refused.status_code == 400, refused.text
+    assert (await counts(db_url))["calls"] == 1
