@@ -34,6 +34,7 @@ import multiprocessing as mp
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -105,6 +106,18 @@ class Server:
                 pass
         return out
 
+    def pause(self) -> None:
+        """SIGSTOP the server and its workers: a server waiting its turn takes no CPU."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, sig: int) -> None:
+        for proc in [psutil.Process(self.proc.pid), *self.workers()]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(sig)
+
     def stop(self) -> None:
         # Its workers too: a supervisor killed after the grace period leaves them running
         # (orphaned, still polling the database) under every later phase and test run.
@@ -167,8 +180,11 @@ def intake(
     12 s of the other) compared two different minutes of this shared machine, whose speed
     moves as much: the same code gave rounds from 0.36 to 0.67 of the floor in one run.
     Slices of 3 s put both in the same minute: the rounds of a run now agree within a few
-    hundredths. The server waiting its turn is idle (ours polls its outbox and relay:
-    under 2% of one core). Each of ours starts on a fresh copy of the bench database
+    hundredths. The server waiting its turn is stopped (SIGSTOP, then SIGCONT for its
+    next), so it takes nothing from the one measured: idle, ours polls its relay and
+    outbox, 3% of one core and 2% of PostgreSQL's. (Woken, each hub finds its blocking
+    Redis read timed out, logs hub.redis_down and fills from PostgreSQL until its next
+    ping: a little extra work at the start of each of ours' turns, against us.) Each of ours starts on a fresh copy of the bench database
     (``start_ours``): a round adds 12,000-16,000 incidents clustered on central London, so
     on one database the third round measured a busier hour than the first (every central
     call with 50 duplicate candidates), not the same thing again. The cost of a full hour
@@ -211,12 +227,22 @@ def _intake_round(
         run_load(spec, args.client_procs)  # warm-up
         spec.duration_s = args.intake_s / args.intake_slices
     got = {name: LoadResult() for name in specs}
-    for i in range(args.intake_slices):
-        for name in ("floor", "ours") if (n + i) % 2 == 0 else ("ours", "floor"):
-            one = run_load(specs[name], args.client_procs)
-            seconds = got[name].elapsed_s + one.elapsed_s
-            got[name].merge(one)
-            got[name].elapsed_s = seconds  # the slices' time added up (merge keeps the max)
+    servers = {"floor": srv_floor, "ours": srv_ours}
+    try:
+        for i in range(args.intake_slices):
+            for name in ("floor", "ours") if (n + i) % 2 == 0 else ("ours", "floor"):
+                other = servers["ours" if name == "floor" else "floor"]
+                other.pause()
+                try:
+                    one = run_load(specs[name], args.client_procs)
+                finally:
+                    other.resume()
+                seconds = got[name].elapsed_s + one.elapsed_s
+                got[name].merge(one)
+                got[name].elapsed_s = seconds  # the turns' time added up (merge: the max)
+    finally:
+        for srv in servers.values():
+            srv.resume()
     out: dict[str, Any] = {name: loadgen.summary(result) for name, result in got.items()}
     out["ratio"] = round(out["ours"]["rate_per_s"] / out["floor"]["rate_per_s"], 3)
     return out
