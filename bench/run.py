@@ -114,9 +114,9 @@ class Server:
         self._signal(signal.SIGCONT)
 
     def _signal(self, sig: int) -> None:
-        for proc in [psutil.Process(self.proc.pid), *self.workers()]:
+        for pid in [self.proc.pid, *(w.pid for w in self.workers())]:
             with contextlib.suppress(psutil.NoSuchProcess):
-                proc.send_signal(sig)
+                psutil.Process(pid).send_signal(sig)
 
     def stop(self) -> None:
         # Its workers too: a supervisor killed after the grace period leaves them running

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import orjson
@@ -8,6 +9,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,9 +65,13 @@ class IntakeShortcut:
             return
         request = Request(scope, receive, send)
         principal = bearer_principal(request, HANDLER_ROLES)
-        body = await _call_body(request) if principal is not None else None
-        if principal is None or body is None:
-            await self.app(scope, _replayed(request, receive), send)
+        if principal is None or not _is_json(request):
+            await self.app(scope, receive, send)  # nothing read yet
+            return
+        raw = await request.body()
+        body = _call_body(raw)
+        if body is None:
+            await self.app(scope, _replayed(raw, receive), send)
             return
         scope["route"] = self.route  # what the router would have set (the metrics' label)
         scope["endpoint"] = self.route.endpoint
@@ -78,7 +84,10 @@ class IntakeShortcut:
             handler = _handler_for(scope["app"].exception_handlers, exc)
             if handler is None:  # the 500 handler's, outside
                 raise
-            response = await handler(request, exc)
+            if inspect.iscoroutinefunction(handler):
+                response = await handler(request, exc)
+            else:  # as Starlette runs a plain def handler
+                response = await run_in_threadpool(handler, request, exc)
         await response(scope, receive, send)
 
 
@@ -88,11 +97,9 @@ def _route_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
-def _replayed(request: Request, receive: Receive) -> Receive:
-    """``receive`` as the route's handler must see it: the body first if it was read."""
-    body: bytes | None = getattr(request, "_body", None)
-    if body is None:
-        return receive
+def _replayed(body: bytes, receive: Receive) -> Receive:
+    """``receive`` as the route's handler must see it: the body read first, then the
+    rest of the connection (a disconnect)."""
     sent = False
 
     async def replay() -> Message:
@@ -106,8 +113,8 @@ def _replayed(request: Request, receive: Receive) -> Receive:
 
 
 def _handler_for(
-    handlers: Mapping[Any, Callable[[Request, Exception], Awaitable[Response]]], exc: Exception
-) -> Callable[[Request, Exception], Awaitable[Response]] | None:
+    handlers: Mapping[Any, Callable[..., Any]], exc: Exception
+) -> Callable[..., Any] | None:
     """The app's handler for ``exc`` as Starlette's ExceptionMiddleware finds it (a status
     code's for an HTTPException, then the nearest class), leaving Exception itself to
     the server-error middleware outside, as the route would."""
@@ -121,12 +128,13 @@ def _handler_for(
     return None
 
 
-async def _call_body(request: Request) -> CallIn | None:
+def _is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").lower().startswith("application/json")
+
+
+def _call_body(raw: bytes) -> CallIn | None:
     """The body as FastAPI would validate it (parsed JSON, then the model); None when it
-    is not JSON or fails, for FastAPI's handler to answer (the body stays read)."""
-    if not request.headers.get("content-type", "").lower().startswith("application/json"):
-        return None
-    raw = await request.body()
+    fails, for the route to answer."""
     try:
         return CallIn.model_validate(orjson.loads(raw))
     except (orjson.JSONDecodeError, ValidationError):
