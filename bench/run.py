@@ -179,16 +179,18 @@ def intake(
     for each is its calls over its seconds. Whole phases back to back (12 s of one, then
     12 s of the other) compared two different minutes of this shared machine, whose speed
     moves as much: the same code gave rounds from 0.36 to 0.67 of the floor in one run.
-    Slices of 3 s put both in the same minute: the rounds of a run now agree within a few
-    hundredths. The server waiting its turn is stopped (SIGSTOP, then SIGCONT for its
+    Slices of 3 s put both in the same minutes: twelve rounds of the final code read
+    0.50-0.61. The server waiting its turn is stopped (SIGSTOP, then SIGCONT for its
     next), so it takes nothing from the one measured: idle, ours polls its relay and
     outbox, 3% of one core and 2% of PostgreSQL's. (Woken, each hub finds its blocking
     Redis read timed out, logs hub.redis_down and fills from PostgreSQL until its next
-    ping: a little extra work at the start of each of ours' turns, against us.) Each of ours starts on a fresh copy of the bench database
-    (``start_ours``): a round adds 12,000-16,000 incidents clustered on central London, so
-    on one database the third round measured a busier hour than the first (every central
-    call with 50 duplicate candidates), not the same thing again. The cost of a full hour
-    is (f)'s figure."""
+    ping: a little extra work at the start of each of ours' turns, against us.)
+
+    Each of ours starts on a fresh copy of the bench database (``start_ours``): a round
+    adds 12,000-16,000 incidents clustered on central London, so on one database the
+    third round measured a busier hour than the first (every central call with 50
+    duplicate candidates), not the same thing again. The cost of a full hour is (f)'s
+    figure."""
     out: dict[str, Any] = {
         "connections": args.connections,
         "client_processes": args.client_procs,
